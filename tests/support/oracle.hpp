@@ -67,11 +67,13 @@ inline std::vector<std::uint8_t> from_hex(const std::string& s) {
     };
     std::vector<std::uint8_t> out;
     out.reserve(s.size() / 2);
+    bool good = s.size() % 2 == 0;
     for (std::size_t i = 0; i + 1 < s.size(); i += 2) {
-        int hi = nib(s[i]), lo = nib(s[i + 1]);
-        REQUIRE_MESSAGE((hi >= 0 && lo >= 0), "bad hex at " << i);
+        const int hi = nib(s[i]), lo = nib(s[i + 1]);
+        good = good && hi >= 0 && lo >= 0;
         out.push_back(static_cast<std::uint8_t>(hi * 16 + lo));
     }
+    REQUIRE_MESSAGE(good, "malformed hex string of length " << s.size());
     return out;
 }
 
