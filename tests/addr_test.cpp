@@ -27,7 +27,8 @@ TEST_CASE("parse_addr: IPv6 text forms of RFC 4291 §2.2") {
     CHECK(parse_addr("::ffff:10.0.0.1")->word(3) == 0x0a000001);
     CHECK(*parse_addr("fd00:0:0:0:0:0:0:100") == *parse_addr("fd00::100"));
     SUBCASE("malformed") {
-        for (auto s : {":", ":::", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "g::1", "1:", "::1.2.3"})
+        for (auto s : {":", ":::", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "g::1",
+                       "1:", "::1.2.3"})
             CHECK_MESSAGE(!parse_addr(s), s);
     }
 }

@@ -117,8 +117,8 @@ TEST_CASE("pseudo-header sums: IPv4 and IPv6 make a real TCP segment verify") {
     SUBCASE("IPv6") {
         auto p = test::ipv6_packet(ipproto::tcp, "fd01::5", "fd00::100", seg, ipproto::tcp);
         const auto l4 = test::as_bytes(p).subspan(40);
-        CHECK(internet_checksum(l4, pseudo_header(*parse_addr("fd01::5"), *parse_addr("fd00::100"), ipproto::tcp,
-                                                  static_cast<std::uint32_t>(l4.size()))) == 0);
+        CHECK(internet_checksum(l4, pseudo_header(*parse_addr("fd01::5"), *parse_addr("fd00::100"),
+                                                  ipproto::tcp, static_cast<std::uint32_t>(l4.size()))) == 0);
     }
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Kernel oracle: every frame Linux received and emitted in nat.jsonl parses, and the checksums the kernel wrote verify.
+// Kernel oracle: every frame Linux received and emitted in nat.jsonl parses, and the checksums the kernel
+// wrote verify.
 #include <doctest/doctest.h>
 
 #include <ipvs/ethernet.hpp>
@@ -53,15 +54,17 @@ TEST_CASE("oracle: nat.jsonl frames parse and the kernel's checksums verify") {
             const std::string name = line.at("case");
             const bool bad_csum = name.find("_bad_csum") != std::string::npos;
             const bool bad_crc = name.find("bad_crc") != std::string::npos;
-            check_frame(dir.filename().string() + " " + name + " input", line.at("input_hex"), bad_csum || bad_crc, t);
+            check_frame(dir.filename().string() + " " + name + " input", line.at("input_hex"),
+                        bad_csum || bad_crc, t);
             int k = 0;
             for (const auto& out : line.at("outputs"))
-                check_frame(dir.filename().string() + " " + name + " output " + std::to_string(k++), out.at("hex"),
-                            bad_csum, t);
+                check_frame(dir.filename().string() + " " + name + " output " + std::to_string(k++),
+                            out.at("hex"), bad_csum, t);
         }
-        MESSAGE(dir.filename().string() << ": " << t.frames << " frames parsed, " << t.ip_verified
-                                        << " IPv4 header checksums, " << t.l4_verified << " L4 checksums verified, "
-                                        << t.l4_bad_as_expected << " marked bad failed as expected");
+        MESSAGE(dir.filename().string()
+                << ": " << t.frames << " frames parsed, " << t.ip_verified << " IPv4 header checksums, "
+                << t.l4_verified << " L4 checksums verified, " << t.l4_bad_as_expected
+                << " marked bad failed as expected");
         CHECK(t.frames > 0);
         CHECK(t.l4_verified > 0);
         CHECK(t.l4_bad_as_expected > 0);

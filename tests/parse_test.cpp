@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Tests for <ipvs/parse.hpp>: facts of well-formed packets and one status per malformed class, over four view types.
+// Tests for <ipvs/parse.hpp>: facts of well-formed packets and one status per malformed class, over four view
+// types.
 #include <doctest/doctest.h>
 
 #include <ipvs/parse.hpp>
@@ -51,14 +52,15 @@ TEST_CASE_TEMPLATE("parse: IPv4 TCP with options", H, IPVS_TEST_VIEW_HOLDERS) {
     CHECK(r.info.l4.check_offset == base + 24 + 16);
 }
 
-TEST_CASE_TEMPLATE("parse: IPv6 UDP behind hop-by-hop, routing and destination options", H, IPVS_TEST_VIEW_HOLDERS) {
+TEST_CASE_TEMPLATE("parse: IPv6 UDP behind hop-by-hop, routing and destination options", H,
+                   IPVS_TEST_VIEW_HOLDERS) {
     bytes ext = test::ext_header(ipproto::routing);
     const auto rt = test::ext_header(ipproto::dstopts, 24);
     const auto dst = test::ext_header(ipproto::udp, 16);
     ext.insert(ext.end(), rt.begin(), rt.end());
     ext.insert(ext.end(), dst.begin(), dst.end());
-    const auto pkt = test::ipv6_packet(ipproto::udp, "fd01::7", "fd00::100", test::udp_datagram(5000, 53, {9, 9}),
-                                       ipproto::hopopts, ext);
+    const auto pkt = test::ipv6_packet(ipproto::udp, "fd01::7", "fd00::100",
+                                       test::udp_datagram(5000, 53, {9, 9}), ipproto::hopopts, ext);
     const auto r = parse_as<H>(pkt);
     REQUIRE(r.status == parse_status::ok);
     CHECK(r.info.ip.af == family::v6);
@@ -70,10 +72,11 @@ TEST_CASE_TEMPLATE("parse: IPv6 UDP behind hop-by-hop, routing and destination o
 }
 
 TEST_CASE_TEMPLATE("parse: SCTP chunk walk", H, IPVS_TEST_VIEW_HOLDERS) {
-    const auto pkt = test::ipv4_packet(
-        ipproto::sctp, "10.1.0.1", "10.0.0.100",
-        test::sctp_packet(5000, 3868, 0xb1b2b3b4,
-                          {test::sctp_chunk(sctp_chunk::cookie_echo, {1, 2, 3, 4, 5}), test::sctp_chunk(sctp_chunk::data, bytes(13, 7))}));
+    const auto pkt =
+        test::ipv4_packet(ipproto::sctp, "10.1.0.1", "10.0.0.100",
+                          test::sctp_packet(5000, 3868, 0xb1b2b3b4,
+                                            {test::sctp_chunk(sctp_chunk::cookie_echo, {1, 2, 3, 4, 5}),
+                                             test::sctp_chunk(sctp_chunk::data, bytes(13, 7))}));
     const auto r = parse_as<H>(pkt);
     REQUIRE(r.status == parse_status::ok);
     CHECK(r.info.l4.vtag == 0xb1b2b3b4);
@@ -84,10 +87,12 @@ TEST_CASE_TEMPLATE("parse: SCTP chunk walk", H, IPVS_TEST_VIEW_HOLDERS) {
 }
 
 TEST_CASE_TEMPLATE("parse: ICMP error quoting a TCP segment", H, IPVS_TEST_VIEW_HOLDERS) {
-    const auto inner = test::ipv4_packet(ipproto::tcp, "10.0.2.11", "10.1.0.9", test::tcp_segment(8080, 40001, tcp_flag::ack));
+    const auto inner = test::ipv4_packet(ipproto::tcp, "10.0.2.11", "10.1.0.9",
+                                         test::tcp_segment(8080, 40001, tcp_flag::ack));
     bytes quote(inner.begin(), inner.begin() + 28); // IP header + 64 bits, RFC 792
-    const auto pkt = test::ipv4_packet(ipproto::icmp, "10.0.2.1", "10.0.2.11",
-                                       test::icmp_message(icmp_type::dest_unreach, icmp_type::code_frag_needed, 1400, quote));
+    const auto pkt = test::ipv4_packet(
+        ipproto::icmp, "10.0.2.1", "10.0.2.11",
+        test::icmp_message(icmp_type::dest_unreach, icmp_type::code_frag_needed, 1400, quote));
     const auto r = parse_as<H>(pkt);
     REQUIRE(r.status == parse_status::ok);
     CHECK(r.info.l4.icmp_type == icmp_type::dest_unreach);
@@ -106,16 +111,19 @@ TEST_CASE_TEMPLATE("parse: ICMP error quoting a TCP segment", H, IPVS_TEST_VIEW_
         CHECK(status_of<H>(bad) == parse_status::icmp_bad_quote);
     }
     SUBCASE("a quote that is not IP is refused") {
-        const auto bad = test::ipv4_packet(ipproto::icmp, "10.0.2.1", "10.0.2.11",
-                                           test::icmp_message(icmp_type::time_exceeded, 0, 0, bytes(28, 0x11)));
+        const auto bad =
+            test::ipv4_packet(ipproto::icmp, "10.0.2.1", "10.0.2.11",
+                              test::icmp_message(icmp_type::time_exceeded, 0, 0, bytes(28, 0x11)));
         CHECK(status_of<H>(bad) == parse_status::icmp_bad_quote);
     }
 }
 
 TEST_CASE_TEMPLATE("parse: ICMPv6 packet too big quoting a UDP datagram", H, IPVS_TEST_VIEW_HOLDERS) {
-    const auto inner = test::ipv6_packet(ipproto::udp, "fd00:2::b", "fd01::9", test::udp_datagram(5353, 40002, bytes(30, 1)), ipproto::udp);
-    const auto pkt = test::ipv6_packet(ipproto::icmpv6, "fd00:2::1", "fd00:2::b",
-                                       test::icmp_message(icmpv6_type::packet_too_big, 0, 1280, inner), ipproto::icmpv6);
+    const auto inner = test::ipv6_packet(ipproto::udp, "fd00:2::b", "fd01::9",
+                                         test::udp_datagram(5353, 40002, bytes(30, 1)), ipproto::udp);
+    const auto pkt =
+        test::ipv6_packet(ipproto::icmpv6, "fd00:2::1", "fd00:2::b",
+                          test::icmp_message(icmpv6_type::packet_too_big, 0, 1280, inner), ipproto::icmpv6);
     const auto r = parse_as<H>(pkt);
     REQUIRE(r.status == parse_status::ok);
     REQUIRE(r.info.inner.present);
@@ -127,7 +135,8 @@ TEST_CASE_TEMPLATE("parse: ICMPv6 packet too big quoting a UDP datagram", H, IPV
 TEST_CASE_TEMPLATE("parse: fragments", H, IPVS_TEST_VIEW_HOLDERS) {
     const auto seg = test::udp_datagram(5000, 53, bytes(40, 3));
     SUBCASE("IPv4 first fragment: L4 parsed, marked as a fragment") {
-        const auto pkt = test::ipv4_packet(ipproto::udp, "10.1.0.1", "10.0.0.100", seg, {}, ipv4_hdr::flag_mf);
+        const auto pkt =
+            test::ipv4_packet(ipproto::udp, "10.1.0.1", "10.0.0.100", seg, {}, ipv4_hdr::flag_mf);
         const auto r = parse_as<H>(pkt);
         CHECK(r.status == parse_status::ok);
         CHECK(r.info.ip.is_fragment());
@@ -155,7 +164,8 @@ TEST_CASE_TEMPLATE("parse: fragments", H, IPVS_TEST_VIEW_HOLDERS) {
 }
 
 TEST_CASE_TEMPLATE("parse: malformed IPv4 headers", H, IPVS_TEST_VIEW_HOLDERS) {
-    const auto good = test::ipv4_packet(ipproto::tcp, "10.1.0.1", "10.0.0.100", test::tcp_segment(1, 2, tcp_flag::syn));
+    const auto good =
+        test::ipv4_packet(ipproto::tcp, "10.1.0.1", "10.0.0.100", test::tcp_segment(1, 2, tcp_flag::syn));
     REQUIRE(status_of<H>(good) == parse_status::ok);
     SUBCASE("truncated below the fixed header") {
         for (std::size_t n = 0; n < 20; ++n)
@@ -223,7 +233,8 @@ TEST_CASE_TEMPLATE("parse: malformed IPv6 headers and extension chains", H, IPVS
         const auto p = test::ipv6_packet(ipproto::tcp, "fd01::1", "fd00::100", seg, ipproto::dstopts, ext);
         CHECK(status_of<H>(p) == parse_status::ext_header_truncated);
         // Not even the 8-byte minimum present.
-        const auto q = test::ipv6_packet(ipproto::tcp, "fd01::1", "fd00::100", bytes{}, ipproto::dstopts, bytes(4, 0));
+        const auto q =
+            test::ipv6_packet(ipproto::tcp, "fd01::1", "fd00::100", bytes{}, ipproto::dstopts, bytes(4, 0));
         CHECK(status_of<H>(q) == parse_status::ext_header_truncated);
     }
     SUBCASE("an endless chain of destination options is cut off") {
@@ -245,13 +256,15 @@ TEST_CASE_TEMPLATE("parse: malformed IPv6 headers and extension chains", H, IPVS
     SUBCASE("no next header / ESP are not parsed further") {
         CHECK(status_of<H>(test::ipv6_packet(ipproto::none, "fd01::1", "fd00::100", {}, ipproto::none)) ==
               parse_status::unknown_protocol);
-        CHECK(status_of<H>(test::ipv6_packet(ipproto::esp, "fd01::1", "fd00::100", bytes(16, 1), ipproto::esp)) ==
-              parse_status::unknown_protocol);
+        CHECK(status_of<H>(test::ipv6_packet(ipproto::esp, "fd01::1", "fd00::100", bytes(16, 1),
+                                             ipproto::esp)) == parse_status::unknown_protocol);
     }
 }
 
 TEST_CASE_TEMPLATE("parse: malformed TCP, UDP, SCTP and ICMP headers", H, IPVS_TEST_VIEW_HOLDERS) {
-    auto v4 = [](std::uint8_t proto, const bytes& l4) { return test::ipv4_packet(proto, "10.1.0.1", "10.0.0.100", l4); };
+    auto v4 = [](std::uint8_t proto, const bytes& l4) {
+        return test::ipv4_packet(proto, "10.1.0.1", "10.0.0.100", l4);
+    };
     SUBCASE("truncated L4 header (IP length consistent, header cut)") {
         CHECK(status_of<H>(v4(ipproto::tcp, bytes(19, 0))) == parse_status::truncated_l4);
         CHECK(status_of<H>(v4(ipproto::udp, bytes(7, 0))) == parse_status::truncated_l4);
@@ -292,18 +305,19 @@ TEST_CASE_TEMPLATE("parse: malformed TCP, UDP, SCTP and ICMP headers", H, IPVS_T
         CHECK(status_of<H>(v4(ipproto::sctp, u)) == parse_status::sctp_bad_chunk_length);
     }
     SUBCASE("ICMP in an IPv6 packet is not ICMPv6") {
-        CHECK(status_of<H>(test::ipv6_packet(ipproto::icmp, "fd01::1", "fd00::100", bytes(8, 0), ipproto::icmp)) ==
-              parse_status::unknown_protocol);
+        CHECK(status_of<H>(test::ipv6_packet(ipproto::icmp, "fd01::1", "fd00::100", bytes(8, 0),
+                                             ipproto::icmp)) == parse_status::unknown_protocol);
     }
 }
 
 TEST_CASE("parse: every prefix and every single-byte corruption of a packet is handled") {
     // Run under ASan/UBSan in CI: any out-of-bounds read fails the test run.
-    const auto inner = test::ipv6_packet(ipproto::sctp, "fd00:2::b", "fd01::9",
-                                         test::sctp_packet(1, 2, 3, {test::sctp_chunk(sctp_chunk::data, bytes(9, 1))}),
-                                         ipproto::sctp);
-    const auto pkt = test::ipv6_packet(ipproto::icmpv6, "fd00:2::1", "fd00:2::b",
-                                       test::icmp_message(icmpv6_type::dest_unreach, 4, 0, inner), ipproto::icmpv6);
+    const auto inner = test::ipv6_packet(
+        ipproto::sctp, "fd00:2::b", "fd01::9",
+        test::sctp_packet(1, 2, 3, {test::sctp_chunk(sctp_chunk::data, bytes(9, 1))}), ipproto::sctp);
+    const auto pkt =
+        test::ipv6_packet(ipproto::icmpv6, "fd00:2::1", "fd00:2::b",
+                          test::icmp_message(icmpv6_type::dest_unreach, 4, 0, inner), ipproto::icmpv6);
     int runs = 0;
     for (std::size_t n = 0; n <= pkt.size(); ++n) {
         const bytes p(pkt.begin(), pkt.begin() + n);

@@ -204,7 +204,8 @@ constexpr std::optional<std::uint32_t> parse_dotted_quad(std::string_view s) noe
     std::string_view host, port;
     if (!s.empty() && s[0] == '[') {
         auto close = s.find(']');
-        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
+        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+            return std::nullopt;
         host = s.substr(1, close - 1);
         port = s.substr(close + 2);
         auto a = parse_addr(host);

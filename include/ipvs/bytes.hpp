@@ -59,9 +59,15 @@ template <class T>
     return v;
 }
 
-[[nodiscard]] inline std::uint8_t load_u8(const std::byte* p) noexcept { return std::to_integer<std::uint8_t>(*p); }
-[[nodiscard]] inline std::uint16_t load_be16(const std::byte* p) noexcept { return load_be<std::uint16_t>(p); }
-[[nodiscard]] inline std::uint32_t load_be32(const std::byte* p) noexcept { return load_be<std::uint32_t>(p); }
+[[nodiscard]] inline std::uint8_t load_u8(const std::byte* p) noexcept {
+    return std::to_integer<std::uint8_t>(*p);
+}
+[[nodiscard]] inline std::uint16_t load_be16(const std::byte* p) noexcept {
+    return load_be<std::uint16_t>(p);
+}
+[[nodiscard]] inline std::uint32_t load_be32(const std::byte* p) noexcept {
+    return load_be<std::uint32_t>(p);
+}
 inline void store_u8(std::byte* p, std::uint8_t v) noexcept { *p = std::byte{v}; }
 inline void store_be16(std::byte* p, std::uint16_t v) noexcept { store_be<std::uint16_t>(p, v); }
 inline void store_be32(std::byte* p, std::uint32_t v) noexcept { store_be<std::uint32_t>(p, v); }

@@ -7,10 +7,13 @@
 // A running sum is a `csum` (32-bit, unfolded, in the big-endian word domain): add buffers and
 // pseudo-headers to it, then `csum_fold()` to 16 bits and complement with `csum_finish()`.
 //
-// csum_partial() is the hot loop. It loads 8 bytes at a time through memcpy (any alignment), adds
-// them into a 128-bit accumulator (the compiler emits add/adc), and folds at the end. Because the
-// one's-complement sum is byte-order independent up to a final swap (RFC 1071 §2(B)), the loop adds
-// native-order words and swaps the folded 16-bit result once on little-endian hosts.
+// csum_partial() is the hot loop. Because the one's-complement sum is byte-order independent up to a
+// final swap (RFC 1071 §2(B)) and may be computed in any grouping with deferred carries (§2(C)), it
+// sums native-order words and swaps the folded 16-bit result once on little-endian hosts:
+// - x86-64 with AVX2 (detected at run time; no -m flag needed): 32-byte blocks, each split into its
+//   low and high 16-bit halves of 32-bit lanes and added into 32-bit accumulators, which are spilled
+//   to 64 bits every 4096 blocks (each lane then holds at most 2·4096·0xffff < 2^32);
+// - otherwise: 8-byte loads (memcpy: any alignment) into two 128-bit accumulators (add/adc).
 //
 // Incremental updates follow RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), which is also what the kernel's
 // csum_replace*/inet_proto_csum_replace* compute, so a rewritten packet's checksum is bit-identical to
@@ -22,6 +25,11 @@
 
 #include <ipvs/addr.hpp>
 #include <ipvs/bytes.hpp>
+#include <ipvs/config.hpp>
+
+#if IPVS_ARCH_X86
+#include <immintrin.h>
+#endif
 
 namespace ipvs {
 
@@ -53,13 +61,11 @@ using csum = std::uint32_t;
     return static_cast<std::uint16_t>(~csum_fold(s));
 }
 
-/// RFC 1071 sum of `data` added to `initial`. Any length and alignment; an odd final byte is the high
-/// byte of a zero-padded word. Sums of consecutive pieces may be added only when each piece but the
-/// last has even length.
-[[nodiscard]] inline csum csum_partial(std::span<const std::byte> data, csum initial = 0) noexcept {
-    const std::byte* p = data.data();
-    std::size_t n = data.size();
-    detail::uint128 acc0 = 0, acc1 = 0;
+namespace detail {
+/// Native-order word sum of [p, p+n), folded to 16 bits (still native order). Portable.
+[[nodiscard]] inline std::uint16_t native_sum_scalar(const std::byte* p, std::size_t n,
+                                                     std::uint64_t carry_in) noexcept {
+    uint128 acc0 = carry_in, acc1 = 0;
     while (n >= 32) {
         std::uint64_t w[4];
         std::memcpy(w, p, 32);
@@ -77,44 +83,93 @@ using csum = std::uint32_t;
         p += 8;
         n -= 8;
     }
-    // Tail of 0..7 bytes: build the native-order word the bytes would have formed, zero padded.
+    // Tail of 0..7 bytes: the native-order word the bytes would have formed, zero padded.
     if (n != 0) {
         std::uint64_t w = 0;
         std::memcpy(&w, p, n);
         acc1 += w;
     }
-    const detail::uint128 acc = acc0 + acc1; // < 2^128: at most 2^61 words of 2^64 each per accumulator
+    const uint128 acc = acc0 + acc1; // no overflow: < 2^61 words of < 2^64 each per accumulator
     std::uint64_t s64 = static_cast<std::uint64_t>(acc);
-    const std::uint64_t hi = static_cast<std::uint64_t>(acc >> 64);
+    const auto hi = static_cast<std::uint64_t>(acc >> 64);
     s64 += hi;
     if (s64 < hi) ++s64; // end-around carry
-    std::uint16_t folded = csum_fold(s64);
+    return csum_fold(s64);
+}
+
+#if IPVS_ARCH_X86
+/// Sum of the 16-bit words of `blocks` 32-byte blocks at p, as a 64-bit integer (not folded).
+__attribute__((target("avx2"))) inline std::uint64_t word_sum_avx2(const std::byte* p,
+                                                                   std::size_t blocks) noexcept {
+    const __m256i low16 = _mm256_set1_epi32(0xffff);
+    __m256i total = _mm256_setzero_si256(); // 4 × 64-bit lanes
+    while (blocks != 0) {
+        const std::size_t chunk = blocks < 4096 ? blocks : 4096;
+        __m256i acc = _mm256_setzero_si256(); // 8 × 32-bit lanes
+        for (std::size_t i = 0; i < chunk; ++i) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+            acc = _mm256_add_epi32(acc, _mm256_and_si256(v, low16));
+            acc = _mm256_add_epi32(acc, _mm256_srli_epi32(v, 16));
+            p += 32;
+        }
+        total = _mm256_add_epi64(total, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(acc)));
+        total = _mm256_add_epi64(total, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(acc, 1)));
+        blocks -= chunk;
+    }
+    alignas(32) std::uint64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), total);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+[[nodiscard]] inline bool cpu_has_avx2() noexcept {
+    static const bool has = __builtin_cpu_supports("avx2");
+    return has;
+}
+#endif
+} // namespace detail
+
+/// RFC 1071 sum of `data` added to `initial`. Any length and alignment; an odd final byte is the high
+/// byte of a zero-padded word. Sums of consecutive pieces may be added only when each piece but the
+/// last has even length.
+[[nodiscard]] inline csum csum_partial(std::span<const std::byte> data, csum initial = 0) noexcept {
+    const std::byte* p = data.data();
+    std::size_t n = data.size();
+    std::uint64_t bulk = 0;
+#if IPVS_ARCH_X86
+    if (n >= 256 && detail::cpu_has_avx2()) {
+        const std::size_t blocks = n / 32;
+        bulk = detail::word_sum_avx2(p, blocks);
+        p += blocks * 32;
+        n -= blocks * 32;
+    }
+#endif
+    std::uint16_t folded = detail::native_sum_scalar(p, n, bulk);
     if constexpr (std::endian::native == std::endian::little) folded = detail::byteswap(folded);
     return csum_add(initial, folded);
 }
 
 /// Internet checksum of a buffer: ~fold(sum). Verifying a buffer that holds its checksum gives 0.
-[[nodiscard]] inline std::uint16_t internet_checksum(std::span<const std::byte> data, csum initial = 0) noexcept {
+[[nodiscard]] inline std::uint16_t internet_checksum(std::span<const std::byte> data,
+                                                     csum initial = 0) noexcept {
     return csum_finish(csum_partial(data, initial));
 }
 
 /// Sum of an address's 16-bit words (4 or 16 bytes), for pseudo-headers and RFC 1624 updates.
 [[nodiscard]] constexpr csum csum_addr(const inet_addr& a) noexcept {
     csum s = 0;
-    for (std::size_t i = 0; i < a.size(); i += 2)
-        s += static_cast<csum>((a.bytes[i] << 8) | a.bytes[i + 1]);
+    for (std::size_t i = 0; i < a.size(); i += 2) s += static_cast<csum>((a.bytes[i] << 8) | a.bytes[i + 1]);
     return s;
 }
 
 /// IPv4 pseudo-header sum (RFC 793 §3.1 / RFC 768): src, dst, zero, protocol, L4 length.
-[[nodiscard]] constexpr csum pseudo_header_v4(const inet_addr& src, const inet_addr& dst, std::uint8_t protocol,
-                                              std::uint16_t l4_len) noexcept {
+[[nodiscard]] constexpr csum pseudo_header_v4(const inet_addr& src, const inet_addr& dst,
+                                              std::uint8_t protocol, std::uint16_t l4_len) noexcept {
     return csum_addr(src) + csum_addr(dst) + protocol + l4_len;
 }
 
 /// IPv6 pseudo-header sum (RFC 8200 §8.1): src, dst, 32-bit upper-layer length, next header.
-[[nodiscard]] constexpr csum pseudo_header_v6(const inet_addr& src, const inet_addr& dst, std::uint8_t next_header,
-                                              std::uint32_t l4_len) noexcept {
+[[nodiscard]] constexpr csum pseudo_header_v6(const inet_addr& src, const inet_addr& dst,
+                                              std::uint8_t next_header, std::uint32_t l4_len) noexcept {
     return csum_addr(src) + csum_addr(dst) + (l4_len >> 16) + (l4_len & 0xffff) + next_header;
 }
 

@@ -11,26 +11,29 @@
 #ifdef NDEBUG
 #define IPVS_ASSERT(expr) ((void)0)
 #else
-#define IPVS_ASSERT(expr)                                                                                      \
-    ((expr) ? (void)0                                                                                          \
-            : (std::fprintf(stderr, "%s:%d: IPVS_ASSERT(%s) failed\n", __FILE__, __LINE__, #expr), std::abort()))
+#define IPVS_ASSERT(expr)                                                                                    \
+    ((expr) ? (void)0                                                                                        \
+            : (std::fprintf(stderr, "%s:%d: IPVS_ASSERT(%s) failed\n", __FILE__, __LINE__, #expr),           \
+               std::abort()))
 #endif
 #endif
 
-/// x86 CRC32 instruction available to target("sse4.2") functions.
-#if defined(__x86_64__) || defined(__i386__)
-#define IPVS_CRC32C_X86 1
+/// x86-64: SIMD paths (checksum AVX2/SSE2, CRC32c SSE4.2) through function-level target attributes
+/// with run-time CPU detection, so no -m flag is needed.
+#if defined(__x86_64__)
+#define IPVS_ARCH_X86 1
 #else
-#define IPVS_CRC32C_X86 0
+#define IPVS_ARCH_X86 0
 #endif
 
 /// The one readable diagnostic for a type that is not a packet view (STYLE: misuse → one static_assert).
-#define IPVS_REQUIRE_PACKET_VIEW(P)                                                                            \
-    static_assert(::ipvs::packet_view<P>,                                                                      \
-                  "ipvs: this type is not a packet view. Use a contiguous byte range (std::span<std::byte>, "  \
-                  "std::vector<std::uint8_t>) or specialize ipvs::packet_traits<T> with "                      \
-                  "`static std::span<std::byte> bytes(T&)`.")
-#define IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P)                                                                    \
-    static_assert(::ipvs::mutable_packet_view<P>,                                                              \
-                  "ipvs: rewriting needs a mutable packet view: packet_traits<T>::bytes(T&) must return "      \
+#define IPVS_REQUIRE_PACKET_VIEW(P)                                                                          \
+    static_assert(                                                                                           \
+        ::ipvs::packet_view<P>,                                                                              \
+        "ipvs: this type is not a packet view. Use a contiguous byte range (std::span<std::byte>, "          \
+        "std::vector<std::uint8_t>) or specialize ipvs::packet_traits<T> with "                              \
+        "`static std::span<std::byte> bytes(T&)`.")
+#define IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P)                                                                  \
+    static_assert(::ipvs::mutable_packet_view<P>,                                                            \
+                  "ipvs: rewriting needs a mutable packet view: packet_traits<T>::bytes(T&) must return "    \
                   "std::span<std::byte> (not const), e.g. pass a non-const buffer.")

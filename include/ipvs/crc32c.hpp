@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// CRC32c (Castagnoli) for SCTP (RFC 4960 §6.8, Appendix B): SSE4.2 instruction when present, portable fallback.
+// CRC32c (Castagnoli) for SCTP (RFC 4960 §6.8, Appendix B): SSE4.2 instruction when present, portable
+// fallback.
 #pragma once
 
 // Design
@@ -21,7 +22,7 @@
 
 #include <ipvs/config.hpp>
 
-#if IPVS_CRC32C_X86
+#if IPVS_ARCH_X86
 #include <immintrin.h>
 #endif
 
@@ -44,7 +45,8 @@ constexpr std::array<std::array<std::uint32_t, 256>, 8> make_crc32c_tables() noe
 inline constexpr auto crc32c_tables = make_crc32c_tables();
 
 /// Raw CRC register update (no pre/post inversion), portable slicing-by-8.
-[[nodiscard]] inline std::uint32_t crc32c_update_sw(std::uint32_t crc, const std::byte* p, std::size_t n) noexcept {
+[[nodiscard]] inline std::uint32_t crc32c_update_sw(std::uint32_t crc, const std::byte* p,
+                                                    std::size_t n) noexcept {
     const auto& t = crc32c_tables;
     while (n >= 8) {
         const std::uint64_t w = load_le<std::uint64_t>(p) ^ crc;
@@ -57,7 +59,7 @@ inline constexpr auto crc32c_tables = make_crc32c_tables();
     return crc;
 }
 
-#if IPVS_CRC32C_X86
+#if IPVS_ARCH_X86
 /// Raw CRC register update with the SSE4.2 CRC32 instruction. Call only when the CPU has SSE4.2.
 __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_update_hw(std::uint32_t crc, const std::byte* p,
                                                                         std::size_t n) noexcept {
@@ -78,7 +80,7 @@ __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_update_hw(std::uin
 
 /// True when the hardware path is used on this CPU.
 [[nodiscard]] inline bool crc32c_has_hw() noexcept {
-#if IPVS_CRC32C_X86
+#if IPVS_ARCH_X86
     static const bool has = __builtin_cpu_supports("sse4.2");
     return has;
 #else
@@ -87,13 +89,15 @@ __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_update_hw(std::uin
 }
 
 /// CRC32c with the portable tables.
-[[nodiscard]] inline std::uint32_t crc32c_sw(std::span<const std::byte> data, std::uint32_t crc = 0) noexcept {
+[[nodiscard]] inline std::uint32_t crc32c_sw(std::span<const std::byte> data,
+                                             std::uint32_t crc = 0) noexcept {
     return ~detail::crc32c_update_sw(~crc, data.data(), data.size());
 }
 
 /// CRC32c with the SSE4.2 instruction; falls back to the tables on a CPU without it.
-[[nodiscard]] inline std::uint32_t crc32c_hw(std::span<const std::byte> data, std::uint32_t crc = 0) noexcept {
-#if IPVS_CRC32C_X86
+[[nodiscard]] inline std::uint32_t crc32c_hw(std::span<const std::byte> data,
+                                             std::uint32_t crc = 0) noexcept {
+#if IPVS_ARCH_X86
     if (crc32c_has_hw()) return ~detail::crc32c_update_hw(~crc, data.data(), data.size());
 #endif
     return crc32c_sw(data, crc);

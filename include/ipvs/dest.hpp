@@ -36,8 +36,8 @@ inline constexpr std::uint32_t overload = 0x2;
 /// - `list_seq` orders dests as the kernel's list does: a larger value is nearer the head (a new dest
 ///   is inserted at the head). Schedulers that keep an index use it for the kernel's tie-breaks.
 struct dest {
-    endpoint ep{};                ///< real server address and port (port 0: keep the packet's port)
-    int weight = 0;               ///< 0 = quiescent: no new connections
+    endpoint ep{};  ///< real server address and port (port 0: keep the packet's port)
+    int weight = 0; ///< 0 = quiescent: no new connections
     int last_weight = 0;
     int active_conns = 0;
     int inactive_conns = 0;
@@ -65,7 +65,8 @@ struct dest {
 /// OVERLOAD set rule, applied after a connection or template was bound (spec §1.5).
 inline void overload_after_bind(dest& d) noexcept {
     const auto total = static_cast<std::int64_t>(d.active_conns) + d.inactive_conns;
-    if (d.u_threshold != 0 && total >= static_cast<std::int64_t>(d.u_threshold)) d.flags |= dest_flag::overload;
+    if (d.u_threshold != 0 && total >= static_cast<std::int64_t>(d.u_threshold))
+        d.flags |= dest_flag::overload;
 }
 
 /// OVERLOAD clear rule, applied after a connection or template was unbound (spec §1.5).
@@ -91,8 +92,7 @@ inline void overload_after_config(dest& d) noexcept {
     } else if (total >= static_cast<std::int64_t>(d.u_threshold)) {
         d.flags |= dest_flag::overload;
     } else if (d.overloaded()) {
-        const std::int64_t lower =
-            d.l_threshold != 0 ? d.l_threshold : d.u_threshold - d.u_threshold / 4;
+        const std::int64_t lower = d.l_threshold != 0 ? d.l_threshold : d.u_threshold - d.u_threshold / 4;
         if (total < lower) d.flags &= ~dest_flag::overload;
     }
 }

@@ -53,7 +53,8 @@ inline constexpr std::size_t frag_len = 8; ///< fragment extension header (RFC 8
 /// TCP header (RFC 9293 §3.1).
 namespace tcp_hdr {
 inline constexpr std::size_t min_len = 20;
-inline constexpr std::size_t sport = 0, dport = 2, seq = 4, ack = 8, doff = 12, flags = 13, window = 14, check = 16;
+inline constexpr std::size_t sport = 0, dport = 2, seq = 4, ack = 8, doff = 12, flags = 13, window = 14,
+                             check = 16;
 } // namespace tcp_hdr
 
 /// TCP flag bits (byte 13).

@@ -40,12 +40,12 @@ enum class csum_state : std::uint8_t {
 
 namespace detail {
 template <class T>
-concept byte_like = std::same_as<std::remove_cv_t<T>, std::byte> || std::same_as<std::remove_cv_t<T>, unsigned char> ||
-                    std::same_as<std::remove_cv_t<T>, char> || std::same_as<std::remove_cv_t<T>, std::uint8_t>;
+concept byte_like = std::same_as<std::remove_cv_t<T>, std::byte> || std::same_as < std::remove_cv_t<T>,
+unsigned char > || std::same_as<std::remove_cv_t<T>, char> || std::same_as<std::remove_cv_t<T>, std::uint8_t>;
 
 template <class P>
-concept contiguous_byte_range =
-    std::ranges::contiguous_range<P> && std::ranges::sized_range<P> && byte_like<std::ranges::range_value_t<P>>;
+concept contiguous_byte_range = std::ranges::contiguous_range<P> && std::ranges::sized_range<P> &&
+    byte_like<std::ranges::range_value_t<P>>;
 } // namespace detail
 
 /// Adapter from a packet type to its bytes and metadata. Specialize it for buffer types you do not own.
@@ -53,7 +53,7 @@ template <class P>
 struct packet_traits {
     /// Contiguous byte ranges work as they are.
     template <class Q>
-        requires detail::contiguous_byte_range<Q>
+    requires detail::contiguous_byte_range<Q>
     static auto bytes(Q& p) noexcept {
         auto* d = std::ranges::data(p);
         const auto n = static_cast<std::size_t>(std::ranges::size(p));
@@ -64,20 +64,18 @@ struct packet_traits {
         }
     }
     template <class Q>
-        requires requires(const Q& q) { { q.checksum_state() } -> std::convertible_to<csum_state>; }
-    static csum_state checksum_state(const Q& p) noexcept {
-        return p.checksum_state();
+    requires requires(const Q& q) {
+        { q.checksum_state() } -> std::convertible_to<csum_state>;
     }
+    static csum_state checksum_state(const Q& p) noexcept { return p.checksum_state(); }
     template <class Q>
-        requires requires(Q& q, csum_state s) { q.set_checksum_state(s); }
-    static void set_checksum_state(Q& p, csum_state s) noexcept {
-        p.set_checksum_state(s);
-    }
+    requires requires(Q& q, csum_state s) { q.set_checksum_state(s); }
+    static void set_checksum_state(Q& p, csum_state s) noexcept { p.set_checksum_state(s); }
     template <class Q>
-        requires requires(const Q& q) { { q.l3_offset() } -> std::convertible_to<std::size_t>; }
-    static std::size_t l3_offset(const Q& p) noexcept {
-        return p.l3_offset();
+    requires requires(const Q& q) {
+        { q.l3_offset() } -> std::convertible_to<std::size_t>;
     }
+    static std::size_t l3_offset(const Q& p) noexcept { return p.l3_offset(); }
 };
 
 namespace detail {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// One parse of a packet: IPv4/IPv6 (with extension headers), TCP/UDP/SCTP/ICMP, offsets and facts, or a specific error.
+// One parse of a packet: IPv4/IPv6 (with extension headers), TCP/UDP/SCTP/ICMP, offsets and facts, or a
+// specific error.
 #pragma once
 
 // Design
@@ -37,16 +38,16 @@ enum class parse_status : std::uint8_t {
     fragment,         ///< a non-first fragment: L3 facts only (the datapath reassembles)
     unknown_protocol, ///< L3 fine, upper layer not one IPVS parses (ESP, GRE, no-next-header, …)
     // L3
-    truncated_l3,             ///< fewer bytes than the fixed IP header (or L3 offset past the end)
-    bad_ip_version,           ///< version nibble neither 4 nor 6
-    bad_ihl,                  ///< IPv4 IHL < 5
-    ihl_past_end,             ///< IPv4 header (with options) longer than the packet or its total length
-    total_length_past_end,    ///< IPv4 total length / IPv6 payload length beyond the buffer
-    total_length_below_header,///< IPv4 total length smaller than the header
-    bad_fragment,             ///< fragment offset + length beyond 65535
-    ext_header_truncated,     ///< an IPv6 extension header runs past the packet
-    ext_header_limit,         ///< more extension headers than the bounded walk allows
-    ext_header_order,         ///< hop-by-hop options not directly after the IPv6 header (RFC 8200 §4.1)
+    truncated_l3,              ///< fewer bytes than the fixed IP header (or L3 offset past the end)
+    bad_ip_version,            ///< version nibble neither 4 nor 6
+    bad_ihl,                   ///< IPv4 IHL < 5
+    ihl_past_end,              ///< IPv4 header (with options) longer than the packet or its total length
+    total_length_past_end,     ///< IPv4 total length / IPv6 payload length beyond the buffer
+    total_length_below_header, ///< IPv4 total length smaller than the header
+    bad_fragment,              ///< fragment offset + length beyond 65535
+    ext_header_truncated,      ///< an IPv6 extension header runs past the packet
+    ext_header_limit,          ///< more extension headers than the bounded walk allows
+    ext_header_order,          ///< hop-by-hop options not directly after the IPv6 header (RFC 8200 §4.1)
     // L4
     truncated_l4,          ///< fewer bytes than the minimal L4 header
     bad_tcp_doff,          ///< TCP data offset < 5
@@ -95,11 +96,11 @@ struct ip_info {
     std::uint32_t total_len = 0;  ///< IP packet length as its header says (bytes after it are padding)
     inet_addr saddr{};
     inet_addr daddr{};
-    bool df = false;                  ///< IPv4 don't-fragment
-    bool mf = false;                  ///< more fragments (IPv4 flag or IPv6 fragment header M)
-    std::uint16_t frag_offset = 0;    ///< fragment offset in bytes
-    std::uint32_t frag_id = 0;        ///< IPv4 identification / IPv6 fragment identification
-    std::uint32_t frag_hdr_offset = 0;///< IPv6 fragment header position, 0 if none
+    bool df = false;                   ///< IPv4 don't-fragment
+    bool mf = false;                   ///< more fragments (IPv4 flag or IPv6 fragment header M)
+    std::uint16_t frag_offset = 0;     ///< fragment offset in bytes
+    std::uint32_t frag_id = 0;         ///< IPv4 identification / IPv6 fragment identification
+    std::uint32_t frag_hdr_offset = 0; ///< IPv6 fragment header position, 0 if none
 
     [[nodiscard]] constexpr bool is_fragment() const noexcept { return mf || frag_offset != 0; }
     [[nodiscard]] constexpr std::uint32_t l4_offset() const noexcept { return offset + header_len; }
@@ -108,19 +109,19 @@ struct ip_info {
 
 /// Upper-layer facts (valid when the status is ok).
 struct l4_info {
-    std::uint32_t offset = 0;       ///< start of the L4 header
-    std::uint32_t header_len = 0;   ///< TCP data offset×4, UDP 8, SCTP 12, ICMP 8
-    std::uint32_t length = 0;       ///< L4 header + payload up to the IP end
-    std::uint32_t check_offset = 0; ///< position of the checksum field (TCP, UDP, SCTP CRC, ICMP)
+    std::uint32_t offset = 0;           ///< start of the L4 header
+    std::uint32_t header_len = 0;       ///< TCP data offset×4, UDP 8, SCTP 12, ICMP 8
+    std::uint32_t length = 0;           ///< L4 header + payload up to the IP end
+    std::uint32_t check_offset = 0;     ///< position of the checksum field (TCP, UDP, SCTP CRC, ICMP)
     std::uint16_t sport = 0, dport = 0; ///< host order; ICMP echo: id in both
     // TCP
     std::uint8_t tcp_flags = 0;
     std::uint32_t seq = 0, ack_seq = 0;
     // SCTP
     std::uint32_t vtag = 0;
-    std::uint8_t chunk_count = 0;           ///< saturates at 255
+    std::uint8_t chunk_count = 0;              ///< saturates at 255
     std::array<std::uint8_t, 4> chunk_types{}; ///< the first (up to) four chunk types, in order
-    std::uint32_t chunk_mask = 0;           ///< bit t set for each chunk type t < 31 seen; bit 31: any other
+    std::uint32_t chunk_mask = 0; ///< bit t set for each chunk type t < 31 seen; bit 31: any other
     // ICMP / ICMPv6
     std::uint8_t icmp_type = 0, icmp_code = 0;
 };
@@ -150,8 +151,9 @@ struct parse_result {
 /// Is this an ICMP / ICMPv6 type whose body quotes the offending packet?
 [[nodiscard]] constexpr bool is_icmp_error(family af, std::uint8_t type) noexcept {
     if (af == family::v4)
-        return type == icmp_type::dest_unreach || type == icmp_type::source_quench || type == icmp_type::redirect ||
-               type == icmp_type::time_exceeded || type == icmp_type::param_problem;
+        return type == icmp_type::dest_unreach || type == icmp_type::source_quench ||
+               type == icmp_type::redirect || type == icmp_type::time_exceeded ||
+               type == icmp_type::param_problem;
     return type >= 1 && type <= 4; // RFC 4443 §2.1: error messages 1..127; IPVS handles 1..4
 }
 
@@ -162,8 +164,8 @@ inline constexpr int max_ext_headers = 8;
 
 /// Parses the IP header at `off`. `end_limit` bounds the packet (buffer size, or the ICMP payload end
 /// for a quote). With `quoted`, a total length larger than what is present is accepted.
-inline parse_status parse_ip(std::span<const std::byte> b, std::size_t off, std::size_t end_limit, bool quoted,
-                             ip_info& ip) noexcept {
+inline parse_status parse_ip(std::span<const std::byte> b, std::size_t off, std::size_t end_limit,
+                             bool quoted, ip_info& ip) noexcept {
     if (off >= end_limit) return parse_status::truncated_l3;
     const std::byte* p = b.data() + off;
     const std::size_t avail = end_limit - off;
@@ -213,10 +215,12 @@ inline parse_status parse_ip(std::span<const std::byte> b, std::size_t off, std:
         const bool ext = nh == ipproto::hopopts || nh == ipproto::routing || nh == ipproto::fragment ||
                          nh == ipproto::dstopts || nh == ipproto::ah;
         if (!ext) break;
-        if (n >= max_ext_headers) return quoted ? parse_status::icmp_bad_quote : parse_status::ext_header_limit;
+        if (n >= max_ext_headers)
+            return quoted ? parse_status::icmp_bad_quote : parse_status::ext_header_limit;
         if (nh == ipproto::hopopts && n != 0)
             return quoted ? parse_status::icmp_bad_quote : parse_status::ext_header_order;
-        if (limit - pos < 8) return quoted ? parse_status::icmp_bad_quote : parse_status::ext_header_truncated;
+        if (limit - pos < 8)
+            return quoted ? parse_status::icmp_bad_quote : parse_status::ext_header_truncated;
         const std::byte* e = p + pos;
         std::size_t elen;
         if (nh == ipproto::fragment) {
@@ -231,7 +235,8 @@ inline parse_status parse_ip(std::span<const std::byte> b, std::size_t off, std:
         } else {
             elen = (std::to_integer<std::size_t>(e[1]) + 1) * 8; // RFC 8200 §4.3–4.6
         }
-        if (elen > limit - pos) return quoted ? parse_status::icmp_bad_quote : parse_status::ext_header_truncated;
+        if (elen > limit - pos)
+            return quoted ? parse_status::icmp_bad_quote : parse_status::ext_header_truncated;
         nh = std::to_integer<std::uint8_t>(e[0]);
         pos += elen;
     }
@@ -242,7 +247,8 @@ inline parse_status parse_ip(std::span<const std::byte> b, std::size_t off, std:
 }
 
 /// Walks the SCTP chunks of [off, end): RFC 4960 §3.2 chunk lengths include the header, padded to 4.
-inline parse_status parse_sctp_chunks(const std::byte* base, std::size_t off, std::size_t end, l4_info& l4) noexcept {
+inline parse_status parse_sctp_chunks(const std::byte* base, std::size_t off, std::size_t end,
+                                      l4_info& l4) noexcept {
     std::size_t pos = off;
     while (pos < end) {
         if (end - pos < sctp_hdr::chunk_hdr_len) return parse_status::sctp_bad_chunk_length;
@@ -317,7 +323,8 @@ inline parse_status parse_quote(std::span<const std::byte> b, std::size_t off, s
         l4.header_len = udp_hdr::len;
         const std::size_t ulen = load_be16(base + off + udp_hdr::length);
         // A first fragment carries the whole datagram's length; only unfragmented datagrams must agree.
-        if (ulen < udp_hdr::len || (!ip.mf && ulen > avail)) return r.status = parse_status::bad_udp_length, r;
+        if (ulen < udp_hdr::len || (!ip.mf && ulen > avail))
+            return r.status = parse_status::bad_udp_length, r;
         break;
     }
     case ipproto::sctp: {
@@ -334,7 +341,8 @@ inline parse_status parse_quote(std::span<const std::byte> b, std::size_t off, s
     }
     case ipproto::icmp:
     case ipproto::icmpv6: {
-        if ((ip.protocol == ipproto::icmp) != (ip.af == family::v4)) return r.status = parse_status::unknown_protocol, r;
+        if ((ip.protocol == ipproto::icmp) != (ip.af == family::v4))
+            return r.status = parse_status::unknown_protocol, r;
         if (avail < icmp_hdr::len) return r.status = parse_status::truncated_l4, r;
         l4.icmp_type = load_u8(base + off + icmp_hdr::type);
         l4.icmp_code = load_u8(base + off + icmp_hdr::code);

@@ -19,10 +19,13 @@ enum class verify_status : std::uint8_t {
 };
 
 /// Verifies the IPv4 header checksum (RFC 791 §3.1); IPv6 has none (→ none).
-[[nodiscard]] inline verify_status verify_ip_header(std::span<const std::byte> b, const ip_info& ip) noexcept {
+[[nodiscard]] inline verify_status verify_ip_header(std::span<const std::byte> b,
+                                                    const ip_info& ip) noexcept {
     if (ip.af != family::v4) return verify_status::none;
-    if (ip.header_len < ipv4_hdr::min_len || ip.offset + ip.header_len > b.size()) return verify_status::not_verifiable;
-    return internet_checksum(b.subspan(ip.offset, ip.header_len)) == 0 ? verify_status::ok : verify_status::bad;
+    if (ip.header_len < ipv4_hdr::min_len || ip.offset + ip.header_len > b.size())
+        return verify_status::not_verifiable;
+    return internet_checksum(b.subspan(ip.offset, ip.header_len)) == 0 ? verify_status::ok
+                                                                       : verify_status::bad;
 }
 
 /// Verifies the L4 checksum of a packet that parsed `ok` (RFC 9293 §3.1, RFC 768, RFC 792, RFC 4443 §2.3,
@@ -30,7 +33,8 @@ enum class verify_status : std::uint8_t {
 [[nodiscard]] inline verify_status verify_l4(std::span<const std::byte> b, const packet_info& info) noexcept {
     const ip_info& ip = info.ip;
     const l4_info& l4 = info.l4;
-    if (ip.is_fragment() || l4.length == 0 || l4.offset + l4.length > b.size()) return verify_status::not_verifiable;
+    if (ip.is_fragment() || l4.length == 0 || l4.offset + l4.length > b.size())
+        return verify_status::not_verifiable;
     const auto seg = b.subspan(l4.offset, l4.length);
     switch (ip.protocol) {
     case ipproto::udp:

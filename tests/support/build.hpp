@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Test support: build IPv4/IPv6 packets with TCP/UDP/SCTP/ICMP payloads, byte by byte, for parser and rewrite tests.
+// Test support: build IPv4/IPv6 packets with TCP/UDP/SCTP/ICMP payloads, byte by byte, for parser and rewrite
+// tests.
 #pragma once
 
 #include <cstddef>
@@ -25,12 +26,14 @@ inline void put32(bytes& b, std::size_t at, std::uint32_t v) {
     put16(b, at, static_cast<std::uint16_t>(v >> 16));
     put16(b, at + 2, static_cast<std::uint16_t>(v));
 }
-inline void append(bytes& b, std::span<const std::uint8_t> more) { b.insert(b.end(), more.begin(), more.end()); }
+inline void append(bytes& b, std::span<const std::uint8_t> more) {
+    b.insert(b.end(), more.begin(), more.end());
+}
 inline std::span<const std::byte> as_bytes(const bytes& b) { return std::as_bytes(std::span(b)); }
 
 /// TCP header (20 bytes + options, which must be a multiple of 4) + payload; checksum left 0.
-inline bytes tcp_segment(std::uint16_t sport, std::uint16_t dport, std::uint8_t flags, const bytes& options = {},
-                         const bytes& payload = {}) {
+inline bytes tcp_segment(std::uint16_t sport, std::uint16_t dport, std::uint8_t flags,
+                         const bytes& options = {}, const bytes& payload = {}) {
     bytes t(20, 0);
     put16(t, 0, sport);
     put16(t, 2, dport);
@@ -92,7 +95,8 @@ inline void fill_l4_checksum(bytes& pkt, family af, std::uint8_t proto, std::siz
     if (proto == ipproto::tcp || proto == ipproto::udp || proto == ipproto::icmpv6) {
         const std::size_t co = proto == ipproto::tcp ? 16 : (proto == ipproto::udp ? 6 : 2);
         put16(pkt, l4_off + co, 0);
-        std::uint16_t c = internet_checksum(l4, pseudo_header(saddr, daddr, proto, static_cast<std::uint32_t>(len)));
+        std::uint16_t c =
+            internet_checksum(l4, pseudo_header(saddr, daddr, proto, static_cast<std::uint32_t>(len)));
         if (proto == ipproto::udp && c == 0) c = 0xffff;
         put16(pkt, l4_off + co, c);
     } else if (proto == ipproto::icmp) {
@@ -107,7 +111,8 @@ inline void fill_l4_checksum(bytes& pkt, family af, std::uint8_t proto, std::siz
 
 /// IPv4 packet (options must be a multiple of 4) around an L4 payload, checksums filled in.
 inline bytes ipv4_packet(std::uint8_t proto, const char* src, const char* dst, const bytes& l4,
-                         const bytes& options = {}, std::uint16_t frag = ipv4_hdr::flag_df, std::uint8_t ttl = 64) {
+                         const bytes& options = {}, std::uint16_t frag = ipv4_hdr::flag_df,
+                         std::uint8_t ttl = 64) {
     bytes p(20, 0);
     p[0] = static_cast<std::uint8_t>(0x40 | ((20 + options.size()) / 4));
     put16(p, 2, static_cast<std::uint16_t>(20 + options.size() + l4.size()));
@@ -121,14 +126,15 @@ inline bytes ipv4_packet(std::uint8_t proto, const char* src, const char* dst, c
     put16(p, 10, internet_checksum(as_bytes(p)));
     const std::size_t l4_off = p.size();
     append(p, l4);
-    if ((frag & (ipv4_hdr::flag_mf | ipv4_hdr::offset_mask)) == 0) fill_l4_checksum(p, family::v4, proto, l4_off);
+    if ((frag & (ipv4_hdr::flag_mf | ipv4_hdr::offset_mask)) == 0)
+        fill_l4_checksum(p, family::v4, proto, l4_off);
     return p;
 }
 
 /// IPv6 packet; `ext` is a ready-made extension-header chain whose first next-header is `first_nh`
 /// (pass first_nh = proto and ext = {} for none).
-inline bytes ipv6_packet(std::uint8_t proto, const char* src, const char* dst, const bytes& l4, std::uint8_t first_nh,
-                         const bytes& ext = {}, std::uint8_t hlim = 64) {
+inline bytes ipv6_packet(std::uint8_t proto, const char* src, const char* dst, const bytes& l4,
+                         std::uint8_t first_nh, const bytes& ext = {}, std::uint8_t hlim = 64) {
     bytes p(40, 0);
     p[0] = 0x60;
     put16(p, 4, static_cast<std::uint16_t>(ext.size() + l4.size()));

@@ -29,14 +29,16 @@ inline std::vector<std::filesystem::path> oracle_dirs() {
         return dirs;
     }
     for (const auto& e : std::filesystem::directory_iterator(IPVS_TEST_DATA_DIR)) {
-        if (e.is_directory() && e.path().filename().string().rfind("kernel-", 0) == 0) dirs.push_back(e.path());
+        if (e.is_directory() && e.path().filename().string().rfind("kernel-", 0) == 0)
+            dirs.push_back(e.path());
     }
     std::sort(dirs.begin(), dirs.end());
     return dirs;
 }
 
 /// The file `name` in vector set `dir`, or nullopt with a message when the set lacks it.
-inline std::optional<std::filesystem::path> oracle_file(const std::filesystem::path& dir, const std::string& name) {
+inline std::optional<std::filesystem::path> oracle_file(const std::filesystem::path& dir,
+                                                        const std::string& name) {
     auto p = dir / name;
     if (!std::filesystem::exists(p)) {
         MESSAGE("skipping " << name << ": not in " << dir.string());

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Test support: the same packet bytes behind several packet view types (STYLE: every packet test runs over them).
+// Test support: the same packet bytes behind several packet view types (STYLE: every packet test runs over
+// them).
 #pragma once
 
 #include <cstddef>
@@ -93,7 +94,8 @@ struct foreign_holder {
     static constexpr const char* name = "foreign type via packet_traits";
 };
 
-#define IPVS_TEST_VIEW_HOLDERS                                                                                 \
-    ipvs::test::vector_holder, ipvs::test::span_holder, ipvs::test::odd_aligned_holder, ipvs::test::foreign_holder
+#define IPVS_TEST_VIEW_HOLDERS                                                                               \
+    ipvs::test::vector_holder, ipvs::test::span_holder, ipvs::test::odd_aligned_holder,                      \
+        ipvs::test::foreign_holder
 
 } // namespace ipvs::test

@@ -23,10 +23,10 @@ using dest_list = std::span<dest* const>;
 struct sched_input {
     inet_addr saddr{};
     inet_addr daddr{};
-    std::uint16_t sport = 0; ///< host order
-    std::uint16_t dport = 0; ///< host order
+    std::uint16_t sport = 0;   ///< host order
+    std::uint16_t dport = 0;   ///< host order
     std::uint8_t protocol = 6; ///< IPPROTO_TCP / UDP / SCTP / ...
-    time_ns now{0};          ///< the injected clock (lblc / lblcr expiry)
+    time_ns now{0};            ///< the injected clock (lblc / lblcr expiry)
 };
 
 /// Protocols whose ports sh-port / mh-port hash (the kernel: TCP, UDP, SCTP).
@@ -46,11 +46,13 @@ struct sched_input {
 /// Configuration hooks may allocate (they run on the control path) and are allowed to be O(n).
 template <class S>
 concept scheduler = requires(S& s, dest_list l, dest& d, const sched_input& in) {
-    { s.schedule(l, in) } noexcept -> std::same_as<dest*>;
+    { s.schedule(l, in) }
+    noexcept->std::same_as<dest*>;
     s.add_dest(l, d);
     s.del_dest(l, d);
     s.upd_dest(l, d);
-    { s.counts_changed(l, d) } noexcept;
+    { s.counts_changed(l, d) }
+    noexcept;
 };
 
 /// Flags a service passes to its scheduler (IP_VS_SVC_F_SCHED1 / SCHED2, spec §1.1).

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+// Umbrella header: includes every public ipvs header, nothing else.
+#pragma once
+
+// Foundation: bytes, addresses, packet views, parsing, checksums
+#include <ipvs/addr.hpp>
+#include <ipvs/bytes.hpp>
+#include <ipvs/checksum.hpp>
+#include <ipvs/clock.hpp>
+#include <ipvs/config.hpp>
+#include <ipvs/crc32c.hpp>
+#include <ipvs/ethernet.hpp>
+#include <ipvs/headers.hpp>
+#include <ipvs/packet_view.hpp>
+#include <ipvs/parse.hpp>
+#include <ipvs/verify.hpp>
+#include <ipvs/version.hpp>
+
+// Services, dests and schedulers
+#include <ipvs/dest.hpp>
+#include <ipvs/sched/scheduler.hpp>
