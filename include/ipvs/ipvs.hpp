@@ -14,6 +14,9 @@
 #include <ipvs/packet_view.hpp>
 #include <ipvs/parse.hpp>
 #include <ipvs/verify.hpp>
+
+// Rewrite: NAT, TTL
+#include <ipvs/nat.hpp>
 #include <ipvs/version.hpp>
 
 // Services, dests and schedulers
