@@ -15,8 +15,10 @@
 #include <ipvs/parse.hpp>
 #include <ipvs/verify.hpp>
 
-// Rewrite: NAT, TTL
+// Rewrite: NAT, DR/TUN, the ICMP errors a director sends
+#include <ipvs/icmp.hpp>
 #include <ipvs/nat.hpp>
+#include <ipvs/tun.hpp>
 #include <ipvs/version.hpp>
 
 // Services, dests and schedulers
