@@ -24,3 +24,10 @@
 // Services, dests and schedulers
 #include <ipvs/dest.hpp>
 #include <ipvs/sched/scheduler.hpp>
+#include <ipvs/sched/fo.hpp>
+#include <ipvs/sched/lc.hpp>
+#include <ipvs/sched/nq.hpp>
+#include <ipvs/sched/ovf.hpp>
+#include <ipvs/sched/sed.hpp>
+#include <ipvs/sched/twos.hpp>
+#include <ipvs/sched/wlc.hpp>
