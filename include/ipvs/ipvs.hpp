@@ -16,6 +16,7 @@
 #include <ipvs/verify.hpp>
 
 // Rewrite: NAT, DR/TUN, the ICMP errors a director sends
+#include <ipvs/frag.hpp>
 #include <ipvs/icmp.hpp>
 #include <ipvs/nat.hpp>
 #include <ipvs/tun.hpp>
