@@ -32,3 +32,9 @@
 #include <ipvs/sched/sed.hpp>
 #include <ipvs/sched/twos.hpp>
 #include <ipvs/sched/wlc.hpp>
+
+// State machines: TCP (normal and secure_tcp), SCTP, UDP/ICMP, timeouts
+#include <ipvs/proto/sctp_state.hpp>
+#include <ipvs/proto/tcp_state.hpp>
+#include <ipvs/proto/timeouts.hpp>
+#include <ipvs/proto/udp.hpp>
