@@ -24,7 +24,16 @@
 
 // Services, dests and schedulers
 #include <ipvs/dest.hpp>
+#include <ipvs/service.hpp>
 #include <ipvs/sched/scheduler.hpp>
+#include <ipvs/sched/any.hpp>
+#include <ipvs/sched/dh.hpp>
+#include <ipvs/sched/lblc.hpp>
+#include <ipvs/sched/lblcr.hpp>
+#include <ipvs/sched/mh.hpp>
+#include <ipvs/sched/rr.hpp>
+#include <ipvs/sched/sh.hpp>
+#include <ipvs/sched/wrr.hpp>
 #include <ipvs/sched/fo.hpp>
 #include <ipvs/sched/lc.hpp>
 #include <ipvs/sched/nq.hpp>
