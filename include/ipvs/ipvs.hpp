@@ -47,3 +47,6 @@
 #include <ipvs/proto/tcp_state.hpp>
 #include <ipvs/proto/timeouts.hpp>
 #include <ipvs/proto/udp.hpp>
+
+// Beyond one box: LVS connection sync
+#include <ipvs/sync.hpp>
