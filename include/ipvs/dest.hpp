@@ -26,6 +26,13 @@ inline constexpr std::uint32_t available = 0x1;
 inline constexpr std::uint32_t overload = 0x2;
 } // namespace dest_flag
 
+/// Traffic counters of a dest or service, as `ipvsadm -Ln --stats` prints them.
+struct traffic_stats {
+    std::uint64_t conns = 0;
+    std::uint64_t in_pkts = 0, out_pkts = 0;
+    std::uint64_t in_bytes = 0, out_bytes = 0;
+};
+
 /// A real server of one service.
 ///
 /// Invariants kept by whoever owns the dest (the service, the connection bookkeeping):
@@ -51,6 +58,10 @@ struct dest {
     /// Free for the scheduler that owns an index over the dests (e.g. a heap position); the service
     /// never touches it. Reset to 0 when the dest is added.
     std::uint64_t sched_slot = 0;
+    traffic_stats stats{}; ///< kept by the director (spec §7.1 step 11)
+    /// Free for the container that owns the dest (the director points it at the dest's service);
+    /// schedulers never touch it.
+    void* owner = nullptr;
 
     [[nodiscard]] bool overloaded() const noexcept { return (flags & dest_flag::overload) != 0; }
     [[nodiscard]] bool available() const noexcept { return (flags & dest_flag::available) != 0; }

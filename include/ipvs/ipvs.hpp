@@ -50,3 +50,10 @@
 
 // Beyond one box: LVS connection sync
 #include <ipvs/sync.hpp>
+
+// The director: ip_vs_in / ip_vs_out as one call per packet
+#include <ipvs/conn.hpp>
+#include <ipvs/conn_table.hpp>
+#include <ipvs/director.hpp>
+#include <ipvs/flow_hash.hpp>
+#include <ipvs/timer_wheel.hpp>

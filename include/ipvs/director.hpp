@@ -1,0 +1,770 @@
+// SPDX-License-Identifier: MIT
+// The director: the kernel's ip_vs_in / ip_vs_out as one call per packet, tying parse, tables, schedulers,
+// states and rewrite together.
+#pragma once
+
+// Design
+// ------
+// A `director` is one core's IPVS: services (by protocol + VIP + port, or by fwmark), their dests and
+// schedulers, one connection table per family, the state machines and the sysctls. The datapath calls
+//
+//   in(pkt, now, mark)   for a packet from the client side  (the kernel's ip_vs_in, spec §7.1)
+//   out(pkt, now)        for a packet from the real-server side (ip_vs_out, spec §7.2)
+//   poll(now, budget)    from its loop, to expire connections (bounded work per call)
+//
+// and gets a `verdict`: forward (rewritten in place: NAT addresses and ports, TTL − 1, checksums; the
+// datapath does L2, and TUN encapsulation with `encapsulate()` and the verdict's `tun`), drop with a
+// reason, accept (not IPVS's packet: hand it to the host stack), reply (the director answers itself:
+// ICMP time exceeded, port unreachable, fragmentation needed — bytes in `reply`, valid until the next
+// call), or reassemble (an IPv4 fragment: run it through `ipv4_reassembler` first and offer the whole
+// datagram).
+//
+// The flow of in(), after the kernel's: parse → ICMP error? (in_icmp: the quoted flow's connection,
+// rewrite of outer + quoted headers) → in-lookup → conn reuse / expire_nodest (§3.7) → dest
+// available? (§1.8) → on a miss: the protocol's scheduling gate (§4.4, §5.2), the service (fwmark,
+// then protocol+VIP+port, then port 0), persistence templates (§3.5), the scheduler, a new
+// connection (§3.4) — or ip_vs_leave (§7.3) → stats → state transition INPUT (§4, §5) with the
+// counter bookkeeping (§1.6) → transmit by the connection's method (§6) → re-arm its timer (§3.6).
+// out() is the mirror: out-lookup, SNAT for MASQ connections, state transition OUTPUT.
+//
+// Single writer: a director is used by one thread (one per core, share-nothing; steer both
+// directions of a flow to the same core with flow_hash.hpp). Configuration calls (add_service,
+// add_dest, …) run on that same thread between packets; they may allocate and throw
+// std::invalid_argument on mistakes. in(), out() and poll() never allocate, lock or throw.
+//
+// Deviations (none visible in the recorded vectors): no FTP helper, no persistence engines (SIP), no
+// conntrack, no cache_bypass, no LOCALNODE delivery; a full table refuses a new connection with
+// drop_reason::table_full instead of growing.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include <ipvs/conn.hpp>
+#include <ipvs/conn_table.hpp>
+#include <ipvs/flow_hash.hpp>
+#include <ipvs/icmp.hpp>
+#include <ipvs/nat.hpp>
+#include <ipvs/packet_view.hpp>
+#include <ipvs/parse.hpp>
+#include <ipvs/proto/sctp_state.hpp>
+#include <ipvs/proto/tcp_state.hpp>
+#include <ipvs/proto/timeouts.hpp>
+#include <ipvs/proto/udp.hpp>
+#include <ipvs/sched/any.hpp>
+#include <ipvs/service.hpp>
+#include <ipvs/tun.hpp>
+#include <ipvs/verify.hpp>
+
+namespace ipvs {
+
+/// The net.ipv4.vs.* sysctls the director reads (spec §9), at the kernel's defaults.
+struct director_sysctl {
+    unsigned conn_reuse_mode = 1;
+    bool expire_nodest_conn = false;
+    bool expire_quiescent_template = false;
+    bool sloppy_tcp = false;
+    bool sloppy_sctp = false;
+    int secure_tcp = 0; ///< 0 off, 3 always (1/2: automatic, driven by the table's defense)
+    bool nat_icmp_send = false;
+    bool pmtu_disc = true;
+};
+
+enum class action : std::uint8_t {
+    forward,    ///< send the (rewritten) packet to `to` by `method`
+    drop,       ///< drop it; `reason` says why
+    accept,     ///< not IPVS's: let the host stack have it
+    reply,      ///< drop it and send `reply` back to its source instead
+    reassemble, ///< an IPv4 fragment: reassemble and offer the whole datagram
+};
+
+enum class drop_reason : std::uint8_t {
+    none,
+    malformed,        ///< the packet did not parse
+    no_dest,          ///< the service has no usable dest (a port unreachable is in `reply`)
+    dest_unavailable, ///< the connection's dest was deleted (expire_nodest_conn = 0)
+    table_full,       ///< no room for a new connection (flood defense refused it)
+    defense,          ///< drop_packet defense (todrop)
+    ttl_exceeded,     ///< TTL / hop limit 1 (a time exceeded is in `reply`)
+    too_big,          ///< DF packet larger than the path MTU (a frag-needed is in `reply`)
+    bad_checksum,     ///< an ICMP error with a wrong checksum
+    rewrite_failed,   ///< the rewrite refused the packet (left untouched)
+};
+
+[[nodiscard]] constexpr const char* to_string(drop_reason r) noexcept {
+    constexpr const char* names[] = {"none",         "malformed",     "no dest",      "dest unavailable",
+                                     "table full",   "defense",       "TTL exceeded", "too big",
+                                     "bad checksum", "rewrite failed"};
+    return names[static_cast<std::size_t>(r)];
+}
+
+struct verdict {
+    action act = action::accept;
+    drop_reason reason = drop_reason::none;
+    fwd_method method = fwd_method::masq;
+    const dest* to = nullptr;           ///< the real server (forward)
+    std::span<const std::byte> reply{}; ///< the answer (reply), an IP packet
+    bool new_conn = false;              ///< this packet created the connection
+};
+
+/// How a service is configured (ipvsadm -A / -E).
+struct service_config {
+    family af = family::v4;
+    std::uint8_t protocol = ipproto::tcp; ///< tcp / udp / sctp (ignored for fwmark services)
+    endpoint vip{};                       ///< VIP and port (port 0: any port, needs persistence)
+    std::uint32_t fwmark = 0;             ///< non-zero: a -f service
+    std::string_view scheduler = "wlc";
+    sched::sched_flags sched_flags{};
+    bool persistent = false;
+    time_ns persist_timeout = std::chrono::seconds(300); ///< ipvsadm's default -p
+    unsigned netmask_prefix = 128;                       ///< -M as a prefix length (IPv4: ≤ 32)
+    bool one_packet = false;                             ///< -o
+};
+
+struct director_config {
+    std::size_t capacity_v4 = 1 << 16;
+    std::size_t capacity_v6 = 1 << 14;
+    std::uint32_t path_mtu = 1500; ///< MTU towards the real servers (tunnels, DF checks)
+    inet_addr tunnel_src_v4{};     ///< outer source address of IPv4 tunnels (the director's own)
+    inet_addr tunnel_src_v6{};
+};
+
+class director {
+    struct clock_ref {
+        const time_ns* t;
+        [[nodiscard]] time_ns now() const noexcept { return *t; }
+    };
+    template <std::size_t N>
+    using table_t = conn_table<basic_conn<N>, flow_hasher, clock_ref>;
+
+public:
+    using svc_type = service<sched::any_scheduler>;
+    struct svc_entry {
+        service_config cfg;
+        svc_type svc;
+        traffic_stats stats{};
+        svc_entry(const service_config& c, sched::any_scheduler s, service_params p)
+            : cfg(c), svc(std::move(s), p) {}
+    };
+
+    explicit director(director_config cfg = {}, director_sysctl sys = {})
+        : m_now(std::make_unique<time_ns>(0)), m_cfg(cfg), m_sys(sys),
+          m_t4(conn_table_config{.capacity = cfg.capacity_v4}, flow_hasher(), clock_ref{m_now.get()}),
+          m_t6(conn_table_config{.capacity = cfg.capacity_v6}, flow_hasher(), clock_ref{m_now.get()}) {}
+
+    director(const director&) = delete;
+    director& operator=(const director&) = delete;
+
+    // ---- configuration (control path) -------------------------------------------------------------
+
+    director_sysctl& sysctl() noexcept { return m_sys; }
+    proto_timeouts& timeouts() noexcept { return m_timeouts; }
+
+    /// ipvsadm -A. Throws std::invalid_argument for a duplicate service or an unknown scheduler.
+    svc_entry& add_service(const service_config& c) {
+        if (find_service_exact(c)) throw std::invalid_argument("ipvs: service exists");
+        service_params p;
+        p.af = c.af;
+        p.protocol = c.fwmark ? ipproto::tcp : c.protocol;
+        p.vip = c.vip;
+        p.fwmark = c.fwmark;
+        p.sched = c.sched_flags;
+        p.persistent = c.persistent;
+        p.one_packet = c.one_packet;
+        p.persist_timeout = c.persist_timeout;
+        p.netmask_prefix = c.netmask_prefix;
+        m_services.emplace_back(
+            std::make_unique<svc_entry>(c, sched::make_scheduler(c.scheduler, c.sched_flags), p));
+        return *m_services.back();
+    }
+
+    /// ipvsadm -D: the service's dests go to the trash; its connections live on (spec §1.8).
+    void del_service(const service_config& c) {
+        svc_entry* s = find_service_exact(c);
+        if (!s) throw std::invalid_argument("ipvs: no such service");
+        while (s->svc.num_dests() != 0) del_dest(*s, s->svc.dests()[0]->ep);
+        for (auto it = m_services.begin(); it != m_services.end(); ++it)
+            if (it->get() == s) {
+                m_services.erase(it);
+                break;
+            }
+    }
+
+    /// ipvsadm -a: a dest at the head of the list, revived from the trash with its counters if there.
+    dest& add_dest(svc_entry& s, const dest_config& dc) {
+        for (auto it = m_trash.begin(); it != m_trash.end(); ++it) {
+            if ((*it).owner_id == &s && (*it).d->ep == dc.ep) {
+                auto d = std::move((*it).d);
+                m_trash.erase(it);
+                dest& r = s.svc.add_dest(std::move(d), dc);
+                r.owner = &s;
+                return r;
+            }
+        }
+        dest& r = s.svc.add_dest(dc);
+        r.owner = &s;
+        return r;
+    }
+    /// ipvsadm -e.
+    dest& edit_dest(svc_entry& s, const dest_config& dc) { return s.svc.edit_dest(dc); }
+    /// ipvsadm -d: to the trash; with expire_nodest_conn its connections expire at the next poll.
+    void del_dest(svc_entry& s, const endpoint& ep) {
+        auto d = s.svc.del_dest(ep);
+        dest* raw = d.get();
+        m_trash.push_back({&s, std::move(d)});
+        if (m_sys.expire_nodest_conn) {
+            expire_dest(m_t4, raw);
+            expire_dest(m_t6, raw);
+        }
+    }
+
+    [[nodiscard]] std::span<const std::unique_ptr<svc_entry>> services() const noexcept { return m_services; }
+    [[nodiscard]] svc_entry* find_service(family af, std::uint8_t proto, const endpoint& vip) noexcept {
+        for (auto& s : m_services)
+            if (!s->cfg.fwmark && s->cfg.af == af && s->cfg.protocol == proto && s->cfg.vip == endpoint{vip})
+                return s.get();
+        return nullptr;
+    }
+    [[nodiscard]] svc_entry* find_fwmark_service(family af, std::uint32_t mark) noexcept {
+        for (auto& s : m_services)
+            if (s->cfg.fwmark == mark && s->cfg.af == af) return s.get();
+        return nullptr;
+    }
+
+    [[nodiscard]] table_t<4>& table_v4() noexcept { return m_t4; }
+    [[nodiscard]] table_t<16>& table_v6() noexcept { return m_t6; }
+    [[nodiscard]] std::size_t connections() const noexcept { return m_t4.size() + m_t6.size(); }
+
+    // ---- the packet path ----------------------------------------------------------------------------
+
+    /// A packet from the client side (ip_vs_in). `mark` is the packet's fwmark (0: none).
+    template <class P>
+    [[nodiscard]] verdict in(P& pkt, time_ns now, std::uint32_t mark = 0) noexcept {
+        IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
+        *m_now = now;
+        const parse_result r = parse(std::as_const(pkt));
+        if (r.status == parse_status::fragment ||
+            (r.ok() && r.info.ip.af == family::v4 && r.info.ip.is_fragment()))
+            return fragment_verdict(r.info);
+        if (r.status == parse_status::unknown_protocol) return {};
+        if (!r.ok()) return drop(drop_reason::malformed);
+        if (r.info.ip.af == family::v4) return in_af<4>(pkt, r.info, mark, m_t4);
+        return in_af<16>(pkt, r.info, mark, m_t6);
+    }
+
+    /// A packet from the real-server side (ip_vs_out).
+    template <class P>
+    [[nodiscard]] verdict out(P& pkt, time_ns now) noexcept {
+        IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
+        *m_now = now;
+        const parse_result r = parse(std::as_const(pkt));
+        if (r.status == parse_status::fragment ||
+            (r.ok() && r.info.ip.af == family::v4 && r.info.ip.is_fragment()))
+            return fragment_verdict(r.info);
+        if (r.status == parse_status::unknown_protocol) return {};
+        if (!r.ok()) return drop(drop_reason::malformed);
+        if (r.info.ip.af == family::v4) return out_af<4>(pkt, r.info, m_t4);
+        return out_af<16>(pkt, r.info, m_t6);
+    }
+
+    /// Expires connections whose time has come, at most `budget` of them; returns how many.
+    std::size_t poll(time_ns now, std::size_t budget = 4096) noexcept {
+        *m_now = now;
+        std::size_t n =
+            m_t4.expire(budget, [this](auto& e, expire_reason why) { on_remove(m_t4, e, why); }).expired;
+        if (n < budget)
+            n += m_t6.expire(budget - n, [this](auto& e, expire_reason why) { on_remove(m_t6, e, why); })
+                     .expired;
+        return n;
+    }
+
+    /// Visits every connection and template: f(const basic_conn<N>&) for N = 4 and 16.
+    template <class F>
+    void for_each_conn(F&& f) const {
+        m_t4.for_each(f);
+        m_t6.for_each(f);
+    }
+    /// When a connection expires (for a listing's "expires" column).
+    template <std::size_t N>
+    [[nodiscard]] time_ns deadline(const basic_conn<N>& e) const noexcept {
+        if constexpr (N == 4)
+            return m_t4.deadline(e);
+        else
+            return m_t6.deadline(e);
+    }
+
+private:
+    struct trashed {
+        const svc_entry* owner_id;
+        std::unique_ptr<dest> d;
+    };
+
+    static verdict drop(drop_reason why) noexcept {
+        verdict v;
+        v.act = action::drop;
+        v.reason = why;
+        return v;
+    }
+    static verdict fragment_verdict(const packet_info& info) noexcept {
+        verdict v;
+        // IPv6 non-first fragments are not scheduled and carry no ports (spec §7.1 step 10): ACCEPT.
+        v.act = info.ip.af == family::v4 ? action::reassemble : action::accept;
+        return v;
+    }
+
+    // -- services ---------------------------------------------------------------------------------
+    svc_entry* find_service_exact(const service_config& c) noexcept {
+        if (c.fwmark) return find_fwmark_service(c.af, c.fwmark);
+        return find_service(c.af, c.protocol, c.vip);
+    }
+    svc_entry* lookup_service(family af, std::uint8_t proto, const inet_addr& vaddr, std::uint16_t vport,
+                              std::uint32_t mark) noexcept {
+        if (mark)
+            if (auto* s = find_fwmark_service(af, mark)) return s;
+        if (auto* s = find_service(af, proto, endpoint{vaddr, vport})) return s;
+        return find_service(af, proto, endpoint{vaddr, 0}); // a port-0 (any port) service
+    }
+    static svc_entry& owner_of(const dest& d) noexcept { return *static_cast<svc_entry*>(d.owner); }
+    bool in_service(const dest& d) const noexcept {
+        for (const auto& t : m_trash)
+            if (t.d.get() == &d) return false;
+        return true;
+    }
+
+    // -- counters -----------------------------------------------------------------------------------
+    void bind(dest& d, conn_counter c) noexcept {
+        if (in_service(d))
+            owner_of(d).svc.bind(d, c);
+        else
+            bind_counts(d, c);
+    }
+    void unbind(dest& d, conn_counter c) noexcept {
+        if (in_service(d))
+            owner_of(d).svc.unbind(d, c);
+        else
+            unbind_counts(d, c);
+    }
+    void move(dest& d, bool to_active) noexcept {
+        if (in_service(d)) {
+            if (to_active)
+                owner_of(d).svc.move_to_active(d);
+            else
+                owner_of(d).svc.move_to_inactive(d);
+        } else {
+            if (to_active) {
+                --d.inactive_conns;
+                ++d.active_conns;
+            } else {
+                --d.active_conns;
+                ++d.inactive_conns;
+            }
+        }
+    }
+
+    template <std::size_t N>
+    void on_remove(table_t<N>& t, basic_conn<N>& e, expire_reason why) noexcept {
+        (void)t;
+        if (why == expire_reason::deferred || e.dest == nullptr) return;
+        if (e.is_template())
+            unbind(*e.dest, conn_counter::persist);
+        else
+            unbind(*e.dest, e.is_inactive() ? conn_counter::inactive : conn_counter::active);
+    }
+
+    template <std::size_t N>
+    void expire_dest(table_t<N>& t, const dest* d) noexcept {
+        t.for_each([&](basic_conn<N>& e) {
+            if (e.dest == d) t.expire_now(e);
+        });
+    }
+
+    // -- state machines -----------------------------------------------------------------------------
+    /// Runs the protocol state transition for one packet (spec §4, §5), moves counters (§1.6), sets
+    /// the timeout, and confirms / assures on ESTABLISHED. Returns nothing; the packet is not touched.
+    template <std::size_t N>
+    void set_state(table_t<N>& t, basic_conn<N>& e, const std::span<const std::byte> b,
+                   const packet_info& info, bool from_client) noexcept {
+        const bool nooutput = (e.flags & conn_flag::nooutput) != 0;
+        const conn_dir dir = conn_direction(from_client, nooutput);
+        bool established = false;
+        if (e.protocol == ipproto::tcp) {
+            const auto cur = static_cast<tcp_state>(e.state);
+            const auto table =
+                tcp_table_for_secure_tcp(m_sys.secure_tcp == 3 || m_defense.secure_tcp_active() ? 3 : 0);
+            const auto nxt = tcp_next_state(cur, dir, tcp_flags{info.l4.tcp_flags}, table);
+            transition(e, cur, nxt);
+            e.set_timeout(m_timeouts[nxt]);
+            established = nxt == tcp_state::established;
+        } else if (e.protocol == ipproto::sctp) {
+            const auto cur = static_cast<sctp_state>(e.state);
+            const auto chunks = b.subspan(info.l4.offset + sctp_hdr::len, info.l4.length - sctp_hdr::len);
+            const auto ev = sctp_classify(chunks);
+            const auto nxt = ev ? sctp_next_state(cur, dir, *ev) : cur;
+            transition(e, cur, nxt);
+            e.set_timeout(m_timeouts[nxt]);
+            established = nxt == sctp_state::established;
+        } else {
+            e.set_timeout(m_timeouts.udp);
+            established = !from_client; // a UDP flow is confirmed by its first reply
+        }
+        if (established) {
+            if (e.is_embryonic()) t.confirm(e);
+            if (e.is_controlled()) {
+                auto& tpl = t.at(e.control);
+                tpl.state |= template_assured;
+            }
+        }
+    }
+    template <std::size_t N, class State>
+    void transition(basic_conn<N>& e, State cur, State nxt) noexcept {
+        e.state = static_cast<std::uint8_t>(nxt);
+        if (cur == nxt || e.dest == nullptr) return;
+        const bool inactive = e.is_inactive();
+        if (!inactive && !is_active(nxt)) {
+            move(*e.dest, false);
+            e.flags |= conn_flag::inactive;
+        } else if (inactive && is_active(nxt)) {
+            move(*e.dest, true);
+            e.flags &= ~conn_flag::inactive;
+        }
+    }
+
+    // -- in ---------------------------------------------------------------------------------------------
+    template <std::size_t N, class P>
+    verdict in_af(P& pkt, const packet_info& info, std::uint32_t mark, table_t<N>& t) noexcept {
+        const std::uint8_t pr = info.ip.protocol;
+        if (pr == ipproto::icmp || pr == ipproto::icmpv6) return in_icmp<N>(pkt, info, t);
+        const auto b = std::span<const std::byte>(packet_bytes(pkt));
+
+        auto key = make_in_tuple<N>(pr, info.ip.saddr, info.l4.sport, info.ip.daddr, info.l4.dport);
+        basic_conn<N>* e = t.find_in(key);
+        const bool new_conn_pkt = pr == ipproto::tcp    ? tcp_is_new_conn_packet(tcp_flags{info.l4.tcp_flags})
+                                  : pr == ipproto::sctp ? sctp_is_new_conn_packet(info.l4.chunk_types[0])
+                                                        : false;
+        // Connection reuse and expire_nodest_conn on a new-connection packet (spec §3.7).
+        if (e && new_conn_pkt) {
+            bool resched = false;
+            if (m_sys.expire_nodest_conn && e->dest && e->dest->weight == 0) {
+                resched = true;
+            } else if (!e->is_controlled()) {
+                if (pr == ipproto::tcp)
+                    resched = tcp_conn_expects_new(static_cast<tcp_state>(e->state), m_sys.conn_reuse_mode,
+                                                   (e->flags & conn_flag::nooutput) != 0);
+                else
+                    resched = sctp_conn_expects_new(static_cast<sctp_state>(e->state), m_sys.conn_reuse_mode);
+            }
+            if (resched) {
+                if (e->n_control == 0) expire_conn_now(t, *e);
+                e = nullptr;
+            }
+        }
+        // The connection's dest was deleted (spec §1.8, §7.1 step 9).
+        if (e && e->dest && !e->dest->available()) {
+            if (!m_sys.expire_nodest_conn) return drop(drop_reason::dest_unavailable);
+            expire_conn_now(t, *e);
+            e = nullptr;
+        }
+        verdict v;
+        if (!e) {
+            const bool may =
+                pr == ipproto::tcp    ? tcp_may_create_conn(tcp_flags{info.l4.tcp_flags}, m_sys.sloppy_tcp)
+                : pr == ipproto::sctp ? sctp_may_create_conn(info.l4.chunk_types[0], m_sys.sloppy_sctp)
+                                      : udp_may_create_conn();
+            if (!may) return {}; // not a connection IPVS would start: the host stack answers
+            svc_entry* s = lookup_service(info.ip.af, pr, info.ip.daddr, info.l4.dport, mark);
+            if (!s) return {};
+            if (m_defense.todrop()) return drop(drop_reason::defense);
+            bool one_packet = false;
+            basic_conn<N> once{};
+            const auto made = schedule<N>(t, *s, info, one_packet, e, once);
+            if (made == sched_outcome::leave) return leave(b, info);
+            if (made == sched_outcome::full) return drop(drop_reason::table_full);
+            v.new_conn = true;
+            if (one_packet) { // forwarded once, never hashed (spec §3.4)
+                if (once.dest) count_in(*once.dest, info.ip.total_len);
+                return transmit_in(pkt, info, once, v);
+            }
+        }
+        // Stats (spec §7.1 step 11).
+        if (e->dest && e->dest->available()) {
+            count_in(*e->dest, info.ip.total_len);
+        }
+        set_state(t, *e, b, info, true);
+        v = transmit_in(pkt, info, *e, v);
+        t.touch(*e);
+        return v;
+    }
+
+    enum class sched_outcome : std::uint8_t { created, leave, full };
+
+    /// ip_vs_schedule (spec §3.5): persistence, scheduler, the new connection. Sets `e`.
+    template <std::size_t N>
+    sched_outcome schedule(table_t<N>& t, svc_entry& s, const packet_info& info, bool& one_packet,
+                           basic_conn<N>*& e, basic_conn<N>& once) noexcept {
+        const service_config& c = s.cfg;
+        const std::uint8_t pr = info.ip.protocol;
+        sched::sched_input in{info.ip.saddr, info.ip.daddr, info.l4.sport, info.l4.dport, pr, *m_now};
+        const std::uint16_t vp = info.l4.dport;
+        dest* d = nullptr;
+        basic_conn<N>* tpl = nullptr;
+        if (c.persistent) {
+            const unsigned prefix =
+                info.ip.af == family::v4 ? std::min(c.netmask_prefix, 32U) : c.netmask_prefix;
+            const auto snet = to_bytes<N>(info.ip.saddr.masked(prefix));
+            in_tuple<N> tkey;
+            if (c.fwmark)
+                tkey = make_fwmark_template_key<N>(snet, c.fwmark);
+            else
+                tkey = make_template_key<N>(pr, snet, to_bytes<N>(info.ip.daddr), vp == c.vip.port ? vp : 0);
+            tpl = t.find_template(tkey);
+            if (tpl && (!tpl->dest || !tpl->dest->available() ||
+                        (m_sys.expire_quiescent_template && tpl->dest->weight == 0))) {
+                t.invalidate_template(*tpl);
+                tpl = nullptr;
+            }
+            if (!tpl) {
+                d = s.svc.schedule(in);
+                if (!d) return sched_outcome::leave;
+                basic_conn<N> proto{};
+                proto.caddr = tkey.caddr;
+                proto.vaddr = tkey.vaddr;
+                proto.cport = 0;
+                proto.vport = tkey.vport;
+                proto.protocol = tkey.protocol;
+                proto.flags = conn_flag::template_ | static_cast<std::uint32_t>(d->fwd);
+                if (d->fwd != fwd_method::masq) proto.flags |= conn_flag::nooutput;
+                proto.dest = d;
+                proto.set_dport(vp == c.vip.port && !c.fwmark ? d->ep.port : 0);
+                proto.set_timeout(c.persist_timeout);
+                auto ins = t.insert(proto, admit::embryonic, [this, &t](auto& victim) {
+                    on_remove(t, victim, expire_reason::evicted);
+                });
+                if (!ins) return sched_outcome::full;
+                tpl = ins.entry;
+                bind(*d, conn_counter::persist);
+            } else {
+                d = tpl->dest;
+            }
+        } else {
+            if (!c.fwmark && vp != c.vip.port) return sched_outcome::leave; // a port-0 service needs -p
+            d = s.svc.schedule(in);
+            if (!d) return sched_outcome::leave;
+        }
+        basic_conn<N> proto{};
+        proto.caddr = to_bytes<N>(info.ip.saddr);
+        proto.vaddr = to_bytes<N>(info.ip.daddr);
+        proto.cport = info.l4.sport;
+        proto.vport = vp;
+        proto.protocol = pr;
+        proto.flags = static_cast<std::uint32_t>(d->fwd) | conn_flag::inactive;
+        if (d->fwd != fwd_method::masq) proto.flags |= conn_flag::nooutput;
+        proto.dest = d;
+        proto.set_dport(d->ep.port != 0 && (c.fwmark || vp == c.vip.port) ? d->ep.port : vp);
+        proto.set_timeout(std::chrono::seconds(3));
+        one_packet = c.one_packet && pr == ipproto::udp;
+        ++d->stats.conns;
+        ++s.stats.conns;
+        if (one_packet) {
+            // ONE_PACKET: forwarded once and freed, never hashed (spec §3.4): counted and uncounted.
+            once = proto;
+            bind(*d, conn_counter::inactive);
+            unbind(*d, conn_counter::inactive);
+            if (tpl) t.touch(*tpl);
+            return sched_outcome::created;
+        }
+        auto ins = t.insert(
+            proto, admit::embryonic,
+            [this, &t](auto& victim) { on_remove(t, victim, expire_reason::evicted); }, tpl);
+        if (!ins) return sched_outcome::full;
+        e = ins.entry;
+        bind(*d, conn_counter::inactive);
+        if (tpl) {
+            t.link_control(*e, *tpl);
+            t.touch(*tpl);
+        }
+        return sched_outcome::created;
+    }
+
+    /// ip_vs_leave (spec §7.3): an ICMP port unreachable for the client.
+    verdict leave(std::span<const std::byte> b, const packet_info& info) noexcept {
+        auto ip = info.ip;
+        const auto n = build_port_unreachable(m_reply, b.subspan(ip.offset), with_offset0(ip));
+        verdict v = drop(drop_reason::no_dest);
+        if (n) {
+            v.act = action::reply;
+            v.reply = std::span<const std::byte>(m_reply.data(), n);
+        }
+        return v;
+    }
+    static ip_info with_offset0(ip_info ip) noexcept {
+        ip.offset = 0;
+        return ip;
+    }
+
+    void count_in(dest& d, std::uint32_t len) noexcept {
+        ++d.stats.in_pkts;
+        d.stats.in_bytes += len;
+        auto& s = owner_of(d);
+        ++s.stats.in_pkts;
+        s.stats.in_bytes += len;
+    }
+    void count_out(dest& d, std::uint32_t len) noexcept {
+        ++d.stats.out_pkts;
+        d.stats.out_bytes += len;
+        auto& s = owner_of(d);
+        ++s.stats.out_pkts;
+        s.stats.out_bytes += len;
+    }
+
+    template <std::size_t N>
+    void expire_conn_now(table_t<N>& t, basic_conn<N>& e) noexcept {
+        // The kernel's expire_now then a later timer run; here the entry goes at once, with its
+        // bookkeeping, so the new connection for the same tuple can take its key.
+        if (e.n_control != 0) {
+            t.expire_now(e); // a template still in use: its timer decides
+            return;
+        }
+        on_remove(t, e, expire_reason::timed_out);
+        t.erase(e);
+    }
+
+    /// Transmit by the connection's method, client → real server (spec §6.2, §6.5).
+    template <class P, class Conn>
+    verdict transmit_in(P& pkt, const packet_info& info, Conn& e, verdict v) noexcept {
+        auto b = packet_bytes(pkt);
+        v.method = e.fwd();
+        v.to = e.dest;
+        if (info.ip.ttl <= 1) {
+            const auto n = build_time_exceeded(m_reply, b.subspan(info.ip.offset), with_offset0(info.ip));
+            v = drop(drop_reason::ttl_exceeded);
+            if (n) v.act = action::reply, v.reply = std::span<const std::byte>(m_reply.data(), n);
+            return v;
+        }
+        if (v.method == fwd_method::masq) {
+            (void)forward_ttl(pkt, info.ip);
+            // forward_ttl changed only the TTL (and the IPv4 header checksum nat_rewrite recomputes).
+            const inet_addr daddr = e.dest ? e.dest->ep.addr : inet_addr{};
+            if (nat_rewrite(pkt, info, nat_dir::dnat, daddr, e.dport()) != nat_status::ok)
+                return drop(drop_reason::rewrite_failed);
+        } else if (v.method == fwd_method::tunnel && e.dest) {
+            const std::size_t over =
+                tun_overhead({e.dest->tun, e.dest->ep.addr, e.dest->ep.addr, 0, 0, true});
+            const bool df = info.ip.af == family::v6 || info.ip.df;
+            if (df && info.ip.total_len + over > m_cfg.path_mtu) {
+                (void)forward_ttl(pkt, info.ip); // the error quotes the packet after the decrement
+                const auto n = build_frag_needed(m_reply, b.subspan(info.ip.offset), with_offset0(info.ip),
+                                                 static_cast<std::uint32_t>(m_cfg.path_mtu - over));
+                v = drop(drop_reason::too_big);
+                if (n) v.act = action::reply, v.reply = std::span<const std::byte>(m_reply.data(), n);
+                return v;
+            }
+            (void)forward_ttl(pkt, info.ip);
+        } else {
+            (void)forward_ttl(pkt, info.ip);
+        }
+        v.act = action::forward;
+        return v;
+    }
+
+    /// in_icmp (spec §6.4): an ICMP error from the client side about a flow we SNATed.
+    template <std::size_t N, class P>
+    verdict in_icmp(P& pkt, const packet_info& info, table_t<N>& t) noexcept {
+        const auto& q = info.inner;
+        const bool handled = info.ip.af == family::v4 ? (info.l4.icmp_type == icmp_type::dest_unreach ||
+                                                         info.l4.icmp_type == icmp_type::source_quench ||
+                                                         info.l4.icmp_type == icmp_type::time_exceeded)
+                                                      : info.l4.icmp_type < 128;
+        if (!handled || !q.present || !q.has_ports || q.ip.af != info.ip.af) return {};
+        // The quote went VIP → client; turned around it is the client → VIP tuple.
+        auto key = make_in_tuple<N>(q.ip.protocol, q.ip.daddr, q.dport, q.ip.saddr, q.sport);
+        basic_conn<N>* e = t.find_in(key);
+        if (!e) return {};
+        const auto b = std::span<const std::byte>(packet_bytes(pkt));
+        if (verify_l4(b, info) == verify_status::bad) return drop(drop_reason::bad_checksum);
+        verdict v;
+        v.method = e->fwd();
+        v.to = e->dest;
+        if (info.ip.ttl <= 1) return drop(drop_reason::ttl_exceeded);
+        (void)forward_ttl(pkt, info.ip);
+        if (v.method == fwd_method::masq && e->dest &&
+            nat_rewrite(pkt, info, nat_dir::dnat, e->dest->ep.addr, e->dport()) != nat_status::ok)
+            return drop(drop_reason::rewrite_failed);
+        v.act = action::forward;
+        return v;
+    }
+
+    // -- out --------------------------------------------------------------------------------------------
+    template <std::size_t N, class P>
+    verdict out_af(P& pkt, const packet_info& info, table_t<N>& t) noexcept {
+        const std::uint8_t pr = info.ip.protocol;
+        if (pr == ipproto::icmp || pr == ipproto::icmpv6) return out_icmp<N>(pkt, info, t);
+        auto key = make_out_tuple<N>(pr, info.ip.saddr, info.l4.sport, info.ip.daddr, info.l4.dport);
+        basic_conn<N>* e = t.find_out(key);
+        if (!e) return {};
+        const auto b = std::span<const std::byte>(packet_bytes(pkt));
+        verdict v;
+        v.method = e->fwd();
+        v.to = e->dest;
+        if (e->dest) count_out(*e->dest, info.ip.total_len);
+        if (e->fwd() == fwd_method::masq) {
+            if (info.ip.ttl <= 1) {
+                const auto n = build_time_exceeded(m_reply, b.subspan(info.ip.offset), with_offset0(info.ip));
+                v = drop(drop_reason::ttl_exceeded);
+                if (n) v.act = action::reply, v.reply = std::span<const std::byte>(m_reply.data(), n);
+                return v;
+            }
+            (void)forward_ttl(pkt, info.ip);
+            if (nat_rewrite(pkt, info, nat_dir::snat, to_inet<N>(e->vaddr), e->vport) != nat_status::ok)
+                return drop(drop_reason::rewrite_failed);
+        }
+        e->flags &= ~conn_flag::nooutput;
+        set_state(t, *e, b, info, false);
+        if (e->protocol == ipproto::udp && e->is_controlled()) t.at(e->control).state |= template_assured;
+        t.touch(*e);
+        v.act = action::forward;
+        return v;
+    }
+
+    /// out_icmp (spec §6.4): an ICMP error from a real server about a flow we DNATed.
+    template <std::size_t N, class P>
+    verdict out_icmp(P& pkt, const packet_info& info, table_t<N>& t) noexcept {
+        const auto& q = info.inner;
+        const bool handled = info.ip.af == family::v4 ? (info.l4.icmp_type == icmp_type::dest_unreach ||
+                                                         info.l4.icmp_type == icmp_type::source_quench ||
+                                                         info.l4.icmp_type == icmp_type::time_exceeded)
+                                                      : info.l4.icmp_type < 128;
+        if (!handled || !q.present || !q.has_ports || q.ip.af != info.ip.af) return {};
+        // The quote went client → RS; turned around it is the RS → client reply tuple.
+        auto key = make_out_tuple<N>(q.ip.protocol, q.ip.daddr, q.dport, q.ip.saddr, q.sport);
+        basic_conn<N>* e = t.find_out(key);
+        if (!e || e->fwd() != fwd_method::masq) return {};
+        verdict v;
+        v.method = e->fwd();
+        v.to = e->dest;
+        if (info.ip.ttl <= 1) return drop(drop_reason::ttl_exceeded);
+        (void)forward_ttl(pkt, info.ip);
+        if (nat_rewrite(pkt, info, nat_dir::snat, to_inet<N>(e->vaddr), e->vport) != nat_status::ok)
+            return drop(drop_reason::rewrite_failed);
+        v.act = action::forward;
+        return v;
+    }
+
+    std::unique_ptr<time_ns> m_now;
+    director_config m_cfg;
+    director_sysctl m_sys;
+    proto_timeouts m_timeouts{};
+    table_t<4> m_t4;
+    table_t<16> m_t6;
+    std::vector<std::unique_ptr<svc_entry>> m_services;
+    std::list<trashed> m_trash;
+    defense m_defense{};
+    std::array<std::byte, 1280> m_reply{};
+};
+
+} // namespace ipvs
