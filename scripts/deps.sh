@@ -9,7 +9,7 @@ common=(cmake ninja-build g++ pkg-config)
 case "$group" in
   test) pkgs=("${common[@]}" clang-14 libclang-rt-14-dev clang-format-14 doctest-dev nlohmann-json3-dev
               libbenchmark-dev libboost1.81-dev libabsl-dev libpcap-dev git tshark iproute2) ;;
-  demo) pkgs=("${common[@]}" libpcap-dev libbenchmark-dev libboost1.81-dev libabsl-dev) ;;
+  demo) pkgs=("${common[@]}" libpcap-dev) ;;
   *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
 esac
 missing=()

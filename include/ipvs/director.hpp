@@ -584,10 +584,7 @@ private:
         if (!ins) return sched_outcome::full;
         e = ins.entry;
         bind(*d, conn_counter::inactive);
-        if (tpl) {
-            t.link_control(*e, *tpl);
-            t.touch(*tpl);
-        }
+        if (tpl) t.touch(*tpl); // insert() linked the connection to its template
         return sched_outcome::created;
     }
 

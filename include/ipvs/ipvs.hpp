@@ -57,3 +57,4 @@
 #include <ipvs/director.hpp>
 #include <ipvs/flow_hash.hpp>
 #include <ipvs/timer_wheel.hpp>
+#include <ipvs/io.hpp>
