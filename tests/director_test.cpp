@@ -8,6 +8,7 @@
 #include <ipvs/director.hpp>
 #include <ipvs/ethernet.hpp>
 #include <ipvs/frag.hpp>
+#include <ipvs/tun.hpp>
 
 #include "support/director_config.hpp"
 #include "support/oracle.hpp"
@@ -140,4 +141,74 @@ TEST_CASE("oracle: director nat.jsonl — every recorded frame through in()/out(
         ++sets;
     }
     CHECK(sets > 0);
+}
+
+TEST_CASE("oracle: director fwd.jsonl — DR and TUN verdicts, tunnelled and too-big frames byte for byte") {
+    int sets = 0;
+    for (const auto& dir : test::oracle_dirs()) {
+        auto file = test::oracle_file(dir, "fwd.jsonl");
+        if (!file) continue;
+        int dr = 0, tun = 0, too_big = 0;
+        std::map<std::string, std::unique_ptr<director>> by_config;
+        time_ns now{std::chrono::seconds(1)};
+        for (const auto& line : test::read_jsonl(*file)) {
+            if (!line.contains("input_hex")) continue;
+            const std::string cfg = line.at("services").dump();
+            auto& d = by_config[cfg];
+            if (!d) {
+                d = std::make_unique<director>();
+                test::configure(*d, line.at("services"));
+            }
+            now += std::chrono::milliseconds(10);
+            INFO(dir.filename().string()
+                 << " " << line.at("case").get<std::string>() << " af " << line.at("af"));
+            const auto in = test::from_hex(line.at("input_hex"));
+            constexpr std::size_t headroom = 96;
+            std::vector<std::uint8_t> buf(headroom, 0);
+            buf.insert(buf.end(), in.begin() + eth_hdr::len, in.end());
+            std::span<std::uint8_t> ip(buf.data() + headroom, buf.size() - headroom);
+            const verdict v = d->in(ip, now);
+            const auto out = test::from_hex(line.at("outputs").at(0).at("hex"));
+            const std::vector<std::uint8_t> out_ip(out.begin() + eth_hdr::len, out.end());
+            if (line.at("outputs")[0].at("if") == "cx") { // too big for the tunnel: the director answers
+                REQUIRE(v.act == action::reply);
+                CHECK(v.reason == drop_reason::too_big);
+                std::vector<std::uint8_t> got(v.reply.size());
+                std::memcpy(got.data(), v.reply.data(), got.size());
+                CHECK(masked_hex(got) == masked_hex(out_ip));
+                ++too_big;
+                continue;
+            }
+            REQUIRE(v.act == action::forward);
+            REQUIRE(v.to);
+            if (v.method == fwd_method::droute) {
+                CHECK(test::to_hex(ip.data(), ip.size()) == test::to_hex(out_ip.data(), out_ip.size()));
+                ++dr;
+                continue;
+            }
+            REQUIRE(v.method == fwd_method::tunnel);
+            const auto op = parse(std::as_bytes(std::span(out_ip)));
+            tun_params tp;
+            tp.tun = v.to->tun;
+            tp.dst = v.to->ep.addr;
+            tp.src = op.info.ip.saddr;
+            if (tp.dst.is_v4()) tp.ipv4_id = static_cast<std::uint16_t>((out_ip[4] << 8) | out_ip[5]);
+            if (tp.tun.type == tun_type::gue) {
+                const std::size_t u = op.info.ip.header_len;
+                tp.gue_sport = static_cast<std::uint16_t>((out_ip[u] << 8) | out_ip[u + 1]);
+            }
+            const auto r = encapsulate(buf, headroom, tp);
+            REQUIRE(r.status == tun_status::ok);
+            CHECK(test::to_hex(buf.data() + r.outer_offset, buf.size() - r.outer_offset) ==
+                  test::to_hex(out_ip.data(), out_ip.size()));
+            ++tun;
+        }
+        MESSAGE(dir.filename().string() << ": " << dr << " DR, " << tun << " TUN and " << too_big
+                                        << " too-big frames compared through the director");
+        CHECK(dr > 0);
+        CHECK(tun > 0);
+        CHECK(too_big > 0);
+        ++sets;
+    }
+    if (sets == 0) MESSAGE("no vector set holds fwd.jsonl");
 }
