@@ -24,23 +24,23 @@
 
 // Services, dests and schedulers
 #include <ipvs/dest.hpp>
-#include <ipvs/service.hpp>
-#include <ipvs/sched/scheduler.hpp>
 #include <ipvs/sched/any.hpp>
 #include <ipvs/sched/dh.hpp>
+#include <ipvs/sched/fo.hpp>
 #include <ipvs/sched/lblc.hpp>
 #include <ipvs/sched/lblcr.hpp>
-#include <ipvs/sched/mh.hpp>
-#include <ipvs/sched/rr.hpp>
-#include <ipvs/sched/sh.hpp>
-#include <ipvs/sched/wrr.hpp>
-#include <ipvs/sched/fo.hpp>
 #include <ipvs/sched/lc.hpp>
+#include <ipvs/sched/mh.hpp>
 #include <ipvs/sched/nq.hpp>
 #include <ipvs/sched/ovf.hpp>
+#include <ipvs/sched/rr.hpp>
+#include <ipvs/sched/scheduler.hpp>
 #include <ipvs/sched/sed.hpp>
+#include <ipvs/sched/sh.hpp>
 #include <ipvs/sched/twos.hpp>
 #include <ipvs/sched/wlc.hpp>
+#include <ipvs/sched/wrr.hpp>
+#include <ipvs/service.hpp>
 
 // State machines: TCP (normal and secure_tcp), SCTP, UDP/ICMP, timeouts
 #include <ipvs/proto/sctp_state.hpp>
@@ -56,5 +56,5 @@
 #include <ipvs/conn_table.hpp>
 #include <ipvs/director.hpp>
 #include <ipvs/flow_hash.hpp>
-#include <ipvs/timer_wheel.hpp>
 #include <ipvs/io.hpp>
+#include <ipvs/timer_wheel.hpp>
