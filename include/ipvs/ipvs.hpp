@@ -14,13 +14,13 @@
 #include <ipvs/packet_view.hpp>
 #include <ipvs/parse.hpp>
 #include <ipvs/verify.hpp>
+#include <ipvs/version.hpp>
 
 // Rewrite: NAT, DR/TUN, the ICMP errors a director sends
 #include <ipvs/frag.hpp>
 #include <ipvs/icmp.hpp>
 #include <ipvs/nat.hpp>
 #include <ipvs/tun.hpp>
-#include <ipvs/version.hpp>
 
 // Services, dests and schedulers
 #include <ipvs/dest.hpp>
@@ -51,7 +51,7 @@
 // Beyond one box: LVS connection sync
 #include <ipvs/sync.hpp>
 
-// The director: ip_vs_in / ip_vs_out as one call per packet
+// Connections and the director: ip_vs_in / ip_vs_out as one call per packet; printing
 #include <ipvs/conn.hpp>
 #include <ipvs/conn_table.hpp>
 #include <ipvs/director.hpp>
