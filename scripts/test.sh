@@ -110,7 +110,18 @@ leg consumers consumers
 leg bench-smoke bench_smoke
 leg fuzz-smoke fuzz_smoke
 
+# The closing line counts test cases (CTest, both compiler legs) and fails with any failed leg.
+tp=0 tf=0
+for log in "$out"/gcc-asan.log "$out"/clang-release.log; do
+  [[ -f $log ]] || continue
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
+  [[ -n $line ]] || continue
+  f=$(sed -E 's/.*, ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<< "$line")
+  n=$(sed -E 's/.*, ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<< "$line")
+  tp=$((tp + n - f)) tf=$((tf + f))
+done
 echo
-echo "legs: ${failed_legs[*]:-none} failed"
-echo "$passed passed, $failed failed"
+echo "legs: $passed ok, $failed failed (${failed_legs[*]:-none})"
+tf=$((tf + failed))
+echo "tests: $tp passed, $tf failed"
 ((failed == 0))
