@@ -542,9 +542,8 @@ private:
                 proto.dest = d;
                 proto.set_dport(vp == c.vip.port && !c.fwmark ? d->ep.port : 0);
                 proto.set_timeout(c.persist_timeout);
-                auto ins = t.insert(proto, admit::embryonic, [this, &t](auto& victim) {
-                    on_remove(t, victim, expire_reason::evicted);
-                });
+                auto ins = t.insert(proto, admit::embryonic,
+                                    [&](auto& victim) { on_remove(t, victim, expire_reason::evicted); });
                 if (!ins) return sched_outcome::full;
                 tpl = ins.entry;
                 bind(*d, conn_counter::persist);
@@ -579,8 +578,8 @@ private:
             return sched_outcome::created;
         }
         auto ins = t.insert(
-            proto, admit::embryonic,
-            [this, &t](auto& victim) { on_remove(t, victim, expire_reason::evicted); }, tpl);
+            proto, admit::embryonic, [&](auto& victim) { on_remove(t, victim, expire_reason::evicted); },
+            tpl);
         if (!ins) return sched_outcome::full;
         e = ins.entry;
         bind(*d, conn_counter::inactive);
