@@ -9,23 +9,13 @@
 #include <ipvs/tun.hpp>
 #include <ipvs/verify.hpp>
 
+#include "support/director_config.hpp"
 #include "support/oracle.hpp"
 #include "support/views.hpp"
 
 using namespace ipvs;
 
 namespace {
-tun_info tun_from(const test::json& t) {
-    tun_info ti;
-    const std::string type = t.at("type");
-    ti.type = type == "gue" ? tun_type::gue : type == "gre" ? tun_type::gre : tun_type::ipip;
-    if (t.contains("port")) ti.port = t.at("port").get<std::uint16_t>();
-    const std::string cs = t.value("csum", "none");
-    ti.csum = cs == "csum";
-    ti.remcsum = cs == "remcsum";
-    return ti;
-}
-
 // The service and dest of this record whose VIP:port the packet is addressed to.
 const test::json* dest_for(const test::json& line, const packet_info& info) {
     const std::string proto = info.ip.protocol == ipproto::tcp ? "tcp" : "udp";
@@ -74,7 +64,7 @@ TEST_CASE("oracle: DR and TUN forwarding of fwd.jsonl is byte-exact with Linux")
                 ++dr;
             } else {
                 tun_params tp;
-                tp.tun = tun_from(d->at("tun"));
+                tp.tun = test::tun_from_json(d->at("tun"));
                 tp.dst = rs->addr;
                 const auto out_parsed = parse(std::as_bytes(out_ip));
                 const bool answered = line.at("outputs")[0].at("if") == "cx";

@@ -668,6 +668,18 @@ private:
         return v;
     }
 
+    /// An ICMP error IPVS looks into (spec §6.4): IPv4 dest unreachable, source quench, time exceeded;
+    /// any IPv6 error; quoting a TCP/UDP/SCTP packet of the same family with its ports.
+    static bool icmp_related(const packet_info& info) noexcept {
+        const auto t = info.l4.icmp_type;
+        const bool handled = info.ip.af == family::v4
+                                 ? (t == icmp_type::dest_unreach || t == icmp_type::source_quench ||
+                                    t == icmp_type::time_exceeded)
+                                 : t < 128;
+        const auto& q = info.inner;
+        return handled && q.present && q.has_ports && q.ip.af == info.ip.af;
+    }
+
     /// in_icmp (spec §6.4): an ICMP error from the client side about a flow we SNATed.
     template <std::size_t N, class P>
     verdict in_icmp(P& pkt, const packet_info& info, table_t<N>& t) noexcept {
