@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+// Kernel oracle: scheduling decisions (schedl4.jsonl, the persistent cases of sched.jsonl) through the whole
+// director.
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include <ipvs/director.hpp>
+#include <ipvs/io.hpp>
+
+#include "support/build.hpp"
+#include "support/director_config.hpp"
+#include "support/oracle.hpp"
+
+using namespace ipvs;
+using test::bytes;
+
+namespace {
+
+struct tally {
+    int judged = 0, counters_differ = 0, stale = 0, after_event = 0;
+};
+
+std::string addr_text(const inet_addr& a) { return to_string(a); }
+
+bytes first_packet(std::uint8_t proto, const endpoint& client, const endpoint& vip) {
+    bytes l4 =
+        proto == ipproto::tcp ? test::tcp_segment(client.port, vip.port, tcp_flag::syn)
+        : proto == ipproto::udp
+            ? test::udp_datagram(client.port, vip.port, bytes(8, 1))
+            : test::sctp_packet(client.port, vip.port, 0, {test::sctp_chunk(sctp_chunk::init, bytes(16, 0))});
+    const auto c = addr_text(client.addr), v = addr_text(vip.addr);
+    return client.addr.is_v4() ? test::ipv4_packet(proto, c.c_str(), v.c_str(), l4)
+                               : test::ipv6_packet(proto, c.c_str(), v.c_str(), l4, proto);
+}
+
+// Our dest counters equal the recorded `pre` for every dest: the scheduler saw what the kernel saw.
+bool counters_match(director::svc_entry& s, const test::json& pre) {
+    for (const dest* d : s.svc.dests()) {
+        const auto key = to_string(d->ep);
+        if (!pre.contains(key)) return false;
+        const auto& w = pre.at(key);
+        if (w[0].get<int>() != d->weight || w[1].get<int>() != d->active_conns ||
+            w[2].get<int>() != d->inactive_conns)
+            return false;
+    }
+    return true;
+}
+
+void replay(const std::filesystem::path& file, bool persistent_only, std::map<std::string, tally>& by_sched) {
+    std::unique_ptr<director> d;
+    director::svc_entry* svc = nullptr;
+    std::string sched, case_name;
+    std::uint8_t proto = ipproto::tcp;
+    bool skip_case = true, had_event = false;
+    for (const auto& line : test::read_jsonl(file)) {
+        const std::string type = line.at("type");
+        if (type == "case") {
+            case_name = line.at("case");
+            const bool persistent = !line.at("persistent").is_null();
+            skip_case =
+                (persistent_only && !persistent) || (line.contains("fwmark") && !line.at("fwmark").is_null());
+            if (skip_case) continue;
+            d = std::make_unique<director>();
+            service_config c;
+            c.vip = *parse_endpoint(line.at("vip").get<std::string>());
+            c.af = c.vip.addr.af;
+            proto = test::proto_number(line.value("proto", std::string("tcp")));
+            c.protocol = proto;
+            sched = line.at("sched");
+            c.scheduler = sched;
+            const std::string flags = line.at("flags");
+            c.sched_flags.port = flags.find("port") != std::string::npos;
+            c.sched_flags.fallback = flags.find("fallback") != std::string::npos;
+            c.persistent = persistent;
+            if (persistent) c.persist_timeout = std::chrono::seconds(line.at("persistent").get<int>());
+            c.one_packet = line.value("ops", false);
+            svc = &d->add_service(c);
+            for (const auto& de : line.at("dests_added_in_order")) {
+                dest_config dc;
+                dc.ep = endpoint{*parse_addr(de.at("addr").get<std::string>()),
+                                 de.at("port").get<std::uint16_t>()};
+                dc.weight = de.at("weight").get<int>();
+                dc.u_threshold = de.at("u_threshold").get<std::uint32_t>();
+                dc.l_threshold = de.at("l_threshold").get<std::uint32_t>();
+                d->add_dest(*svc, dc);
+            }
+            had_event = false;
+            continue;
+        }
+        if (skip_case) continue;
+        if (type == "event") {
+            had_event = true; // configuration edits are replayed by the scheduler test; stop judging here
+            continue;
+        }
+        auto& t = by_sched[sched];
+        if (had_event) {
+            ++t.after_event;
+            continue;
+        }
+        const endpoint client{*parse_addr(line.at("client").get<std::string>()),
+                              line.at("cport").get<std::uint16_t>()};
+        const endpoint vip = *parse_endpoint(line.value("vip", to_string(svc->cfg.vip)));
+        const time_ns now = std::chrono::milliseconds(static_cast<long>(line.at("t").get<double>() * 1000)) +
+                            std::chrono::seconds(1);
+        const bool judge = !line.value("pre_stale", false) && counters_match(*svc, line.at("pre"));
+        auto pkt = first_packet(proto, client, vip);
+        const verdict v = d->in(pkt, now);
+        const std::string got = v.act == action::forward && v.to ? to_string(v.to->ep) : "null";
+        const std::string want = line.at("chosen").is_null() ? "null" : line.at("chosen").get<std::string>();
+        if (line.value("pre_stale", false))
+            ++t.stale;
+        else if (!judge)
+            ++t.counters_differ;
+        else {
+            CHECK_MESSAGE(got == want,
+                          case_name << " step " << line.at("step") << ": got " << got << ", kernel " << want);
+            ++t.judged;
+        }
+    }
+}
+} // namespace
+
+TEST_CASE("oracle: director schedl4.jsonl and persistent sched.jsonl decisions through in()") {
+    int sets = 0;
+    for (const auto& dir : test::oracle_dirs()) {
+        std::map<std::string, tally> by_sched;
+        int files = 0;
+        if (auto f = test::oracle_file(dir, "schedl4.jsonl")) replay(*f, false, by_sched), ++files;
+        if (auto f = test::oracle_file(dir, "sched.jsonl")) replay(*f, true, by_sched), ++files;
+        if (!files) continue;
+        int judged = 0;
+        for (const auto& [s, t] : by_sched) {
+            MESSAGE(dir.filename().string()
+                    << " " << s << ": " << t.judged << " decisions judged; not judged: " << t.counters_differ
+                    << " (counters differ from the recording), " << t.stale << " pre_stale, " << t.after_event
+                    << " after a config event");
+            judged += t.judged;
+        }
+        CHECK(judged > 0);
+        ++sets;
+    }
+    CHECK(sets > 0);
+}
