@@ -3,6 +3,7 @@
 // director.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <map>
 
 #include <ipvs/director.hpp>
@@ -34,6 +35,46 @@ bytes first_packet(std::uint8_t proto, const endpoint& client, const endpoint& v
                                : test::ipv6_packet(proto, c.c_str(), v.c_str(), l4, proto);
 }
 
+bytes packet(std::uint8_t proto, const endpoint& from, const endpoint& to, std::uint8_t tcp_flags,
+             std::uint8_t chunk) {
+    bytes l4 = proto == ipproto::tcp
+                   ? test::tcp_segment(from.port, to.port, tcp_flags)
+                   : test::sctp_packet(from.port, to.port, 1, {test::sctp_chunk(chunk, bytes(8, 0))});
+    const auto f = addr_text(from.addr), t = addr_text(to.addr);
+    return from.addr.is_v4() ? test::ipv4_packet(proto, f.c_str(), t.c_str(), l4)
+                             : test::ipv6_packet(proto, f.c_str(), t.c_str(), l4, proto);
+}
+
+struct flow {
+    endpoint vip, rs;
+};
+
+// The test's follow-ups of a step (FORMAT.md `then`, `pre_close`), as packets through the director.
+void follow_up(director& d, std::uint8_t proto, const endpoint& client, const flow& f,
+               const std::string& what, time_ns now) {
+    auto in = [&](std::uint8_t fl, std::uint8_t ch) {
+        auto p = packet(proto, client, f.vip, fl, ch);
+        (void)d.in(p, now);
+    };
+    auto out = [&](std::uint8_t fl, std::uint8_t ch) {
+        auto p = packet(proto, f.rs, client, fl, ch);
+        (void)d.out(p, now);
+    };
+    if (what.rfind("establish", 0) == 0) {
+        if (proto == ipproto::tcp) {
+            out(tcp_flag::syn | tcp_flag::ack, 0);
+            in(tcp_flag::ack, 0);
+        } else if (proto == ipproto::sctp) {
+            out(0, sctp_chunk::init_ack);
+            in(0, sctp_chunk::cookie_echo);
+            out(0, sctp_chunk::cookie_ack);
+        }
+    }
+    if (what == "establish_rst" || what == "rst") in(tcp_flag::rst, 0);
+    if (what == "establish_fin" || what == "fin") in(tcp_flag::fin | tcp_flag::ack, 0);
+    if (what == "abort") in(0, sctp_chunk::abort);
+}
+
 // Our dest counters equal the recorded `pre` for every dest: the scheduler saw what the kernel saw.
 bool counters_match(director::svc_entry& s, const test::json& pre) {
     for (const dest* d : s.svc.dests()) {
@@ -53,6 +94,7 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
     std::string sched, case_name;
     std::uint8_t proto = ipproto::tcp;
     bool skip_case = true, had_event = false;
+    std::map<endpoint, flow> flows;
     for (const auto& line : test::read_jsonl(file)) {
         const std::string type = line.at("type");
         if (type == "case") {
@@ -86,6 +128,7 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
                 d->add_dest(*svc, dc);
             }
             had_event = false;
+            flows.clear();
             continue;
         }
         if (skip_case) continue;
@@ -103,16 +146,35 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
         const endpoint vip = *parse_endpoint(line.value("vip", to_string(svc->cfg.vip)));
         const time_ns now = std::chrono::milliseconds(static_cast<long>(line.at("t").get<double>() * 1000)) +
                             std::chrono::seconds(1);
+        if (line.contains("pre_close") && line.at("pre_close").is_string()) {
+            const std::string pc = line.at("pre_close");
+            const auto sp = pc.find(' ');
+            const auto who = parse_endpoint(pc.substr(sp + 1));
+            if (who && flows.count(*who)) follow_up(*d, proto, *who, flows[*who], pc.substr(0, sp), now);
+        }
         const bool judge = !line.value("pre_stale", false) && counters_match(*svc, line.at("pre"));
         auto pkt = first_packet(proto, client, vip);
         const verdict v = d->in(pkt, now);
         const std::string got = v.act == action::forward && v.to ? to_string(v.to->ep) : "null";
         const std::string want = line.at("chosen").is_null() ? "null" : line.at("chosen").get<std::string>();
-        if (line.value("pre_stale", false))
+        if (v.act == action::forward && v.to) {
+            flows[client] = flow{vip, endpoint{v.to->ep.addr, v.to->ep.port ? v.to->ep.port : vip.port}};
+            if (line.contains("then") && line.at("then").is_string())
+                follow_up(*d, proto, client, flows[client], line.at("then").get<std::string>(), now);
+        }
+        if (line.value("pre_stale", false)) {
             ++t.stale;
-        else if (!judge)
+        } else if (!judge) {
+            if (std::getenv("IPVS_DEBUG_REPLAY") && t.counters_differ == 0) {
+                std::string ours;
+                for (const dest* x : svc->svc.dests())
+                    ours += to_string(x->ep) + "=[" + std::to_string(x->weight) + "," +
+                            std::to_string(x->active_conns) + "," + std::to_string(x->inactive_conns) + "] ";
+                MESSAGE(case_name << " step " << line.at("step") << " pre " << line.at("pre").dump()
+                                  << " ours " << ours);
+            }
             ++t.counters_differ;
-        else {
+        } else {
             CHECK_MESSAGE(got == want,
                           case_name << " step " << line.at("step") << ": got " << got << ", kernel " << want);
             ++t.judged;
