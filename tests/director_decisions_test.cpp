@@ -95,18 +95,43 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
     std::uint8_t proto = ipproto::tcp;
     bool skip_case = true, had_event = false;
     std::map<endpoint, flow> flows;
+    bool counter_free = false;
+    std::vector<std::pair<inet_addr, std::pair<unsigned, std::uint32_t>>> marks; // prefix, (length, mark)
     for (const auto& line : test::read_jsonl(file)) {
         const std::string type = line.at("type");
+        if (type == "setup") { // fwmark.jsonl: the nftables marks the recorded director had
+            for (const char* af : {"v4", "v6"}) {
+                const std::string range = line.at(std::string("range_") + af);
+                const auto slash = range.find('/');
+                marks.push_back({*parse_addr(range.substr(0, slash)),
+                                 {static_cast<unsigned>(std::stoi(range.substr(slash + 1))),
+                                  line.at(std::string("fwmark_") + af).get<std::uint32_t>()}});
+            }
+            continue;
+        }
         if (type == "case") {
             case_name = line.at("case");
             const bool persistent = !line.at("persistent").is_null();
-            skip_case =
-                (persistent_only && !persistent) || (line.contains("fwmark") && !line.at("fwmark").is_null());
+            skip_case = persistent_only && !persistent;
             if (skip_case) continue;
             d = std::make_unique<director>();
             service_config c;
-            c.vip = *parse_endpoint(line.at("vip").get<std::string>());
-            c.af = c.vip.addr.af;
+            const bool fwm = line.contains("fwmark") && !line.at("fwmark").is_null();
+            if (fwm) {
+                c.fwmark = line.at("fwmark").get<std::uint32_t>();
+                c.af = line.at("af").get<int>() == 4 ? family::v4 : family::v6;
+            } else {
+                c.vip = *parse_endpoint(line.at("vip").get<std::string>());
+                c.af = c.vip.addr.af;
+            }
+            if (line.contains("netmask") && !line.at("netmask").is_null()) {
+                const auto& nm = line.at("netmask");
+                if (nm.is_string())
+                    c.netmask_prefix = static_cast<unsigned>(
+                        __builtin_popcount(parse_addr(nm.get<std::string>())->v4_host()));
+                else
+                    c.netmask_prefix = nm.get<unsigned>();
+            }
             proto = test::proto_number(line.value("proto", std::string("tcp")));
             c.protocol = proto;
             sched = line.at("sched");
@@ -129,6 +154,9 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
             }
             had_event = false;
             flows.clear();
+            counter_free = sched == "rr" || sched == "wrr" || sched == "sh" || sched == "dh" || sched == "mh";
+            for (const auto& de : line.at("dests_added_in_order"))
+                if (de.at("u_threshold").get<std::uint32_t>() != 0) counter_free = false;
             continue;
         }
         if (skip_case) continue;
@@ -144,6 +172,9 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
         const endpoint client{*parse_addr(line.at("client").get<std::string>()),
                               line.at("cport").get<std::uint16_t>()};
         const endpoint vip = *parse_endpoint(line.value("vip", to_string(svc->cfg.vip)));
+        std::uint32_t mark = 0;
+        for (const auto& [prefix, lm] : marks)
+            if (vip.addr.af == prefix.af && vip.addr.masked(lm.first) == prefix) mark = lm.second;
         const time_ns now = std::chrono::milliseconds(static_cast<long>(line.at("t").get<double>() * 1000)) +
                             std::chrono::seconds(1);
         if (line.contains("pre_close") && line.at("pre_close").is_string()) {
@@ -152,9 +183,10 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
             const auto who = parse_endpoint(pc.substr(sp + 1));
             if (who && flows.count(*who)) follow_up(*d, proto, *who, flows[*who], pc.substr(0, sp), now);
         }
-        const bool judge = !line.value("pre_stale", false) && counters_match(*svc, line.at("pre"));
+        const bool judge =
+            !line.value("pre_stale", false) && (counter_free || counters_match(*svc, line.at("pre")));
         auto pkt = first_packet(proto, client, vip);
-        const verdict v = d->in(pkt, now);
+        const verdict v = d->in(pkt, now, mark);
         const std::string got = v.act == action::forward && v.to ? to_string(v.to->ep) : "null";
         const std::string want = line.at("chosen").is_null() ? "null" : line.at("chosen").get<std::string>();
         if (v.act == action::forward && v.to) {
@@ -183,13 +215,15 @@ void replay(const std::filesystem::path& file, bool persistent_only, std::map<st
 }
 } // namespace
 
-TEST_CASE("oracle: director schedl4.jsonl and persistent sched.jsonl decisions through in()") {
+TEST_CASE("oracle: director decisions (schedl4, fwmark, persist, persistent sched cases) through in()") {
     int sets = 0;
     for (const auto& dir : test::oracle_dirs()) {
         std::map<std::string, tally> by_sched;
         int files = 0;
         if (auto f = test::oracle_file(dir, "schedl4.jsonl")) replay(*f, false, by_sched), ++files;
         if (auto f = test::oracle_file(dir, "sched.jsonl")) replay(*f, true, by_sched), ++files;
+        if (auto f = test::oracle_file(dir, "fwmark.jsonl")) replay(*f, false, by_sched), ++files;
+        if (auto f = test::oracle_file(dir, "persist.jsonl")) replay(*f, false, by_sched), ++files;
         if (!files) continue;
         int judged = 0;
         for (const auto& [s, t] : by_sched) {
