@@ -684,11 +684,7 @@ private:
     template <std::size_t N, class P>
     verdict in_icmp(P& pkt, const packet_info& info, table_t<N>& t) noexcept {
         const auto& q = info.inner;
-        const bool handled = info.ip.af == family::v4 ? (info.l4.icmp_type == icmp_type::dest_unreach ||
-                                                         info.l4.icmp_type == icmp_type::source_quench ||
-                                                         info.l4.icmp_type == icmp_type::time_exceeded)
-                                                      : info.l4.icmp_type < 128;
-        if (!handled || !q.present || !q.has_ports || q.ip.af != info.ip.af) return {};
+        if (!icmp_related(info)) return {};
         // The quote went VIP → client; turned around it is the client → VIP tuple.
         auto key = make_in_tuple<N>(q.ip.protocol, q.ip.daddr, q.dport, q.ip.saddr, q.sport);
         basic_conn<N>* e = t.find_in(key);
@@ -743,11 +739,7 @@ private:
     template <std::size_t N, class P>
     verdict out_icmp(P& pkt, const packet_info& info, table_t<N>& t) noexcept {
         const auto& q = info.inner;
-        const bool handled = info.ip.af == family::v4 ? (info.l4.icmp_type == icmp_type::dest_unreach ||
-                                                         info.l4.icmp_type == icmp_type::source_quench ||
-                                                         info.l4.icmp_type == icmp_type::time_exceeded)
-                                                      : info.l4.icmp_type < 128;
-        if (!handled || !q.present || !q.has_ports || q.ip.af != info.ip.af) return {};
+        if (!icmp_related(info)) return {};
         // The quote went client → RS; turned around it is the RS → client reply tuple.
         auto key = make_out_tuple<N>(q.ip.protocol, q.ip.daddr, q.dport, q.ip.saddr, q.sport);
         basic_conn<N>* e = t.find_out(key);
