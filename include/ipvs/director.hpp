@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -247,13 +248,8 @@ public:
     template <class P>
     [[nodiscard]] verdict in(P& pkt, time_ns now, std::uint32_t mark = 0) noexcept {
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
-        *m_now = now;
-        const parse_result r = parse(std::as_const(pkt));
-        if (r.status == parse_status::fragment ||
-            (r.ok() && r.info.ip.af == family::v4 && r.info.ip.is_fragment()))
-            return fragment_verdict(r.info);
-        if (r.status == parse_status::unknown_protocol) return {};
-        if (!r.ok()) return drop(drop_reason::malformed);
+        parse_result r;
+        if (auto early = begin_packet(pkt, now, r)) return *early;
         if (r.info.ip.af == family::v4) return in_af<4>(pkt, r.info, mark, m_t4);
         return in_af<16>(pkt, r.info, mark, m_t6);
     }
@@ -262,13 +258,8 @@ public:
     template <class P>
     [[nodiscard]] verdict out(P& pkt, time_ns now) noexcept {
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
-        *m_now = now;
-        const parse_result r = parse(std::as_const(pkt));
-        if (r.status == parse_status::fragment ||
-            (r.ok() && r.info.ip.af == family::v4 && r.info.ip.is_fragment()))
-            return fragment_verdict(r.info);
-        if (r.status == parse_status::unknown_protocol) return {};
-        if (!r.ok()) return drop(drop_reason::malformed);
+        parse_result r;
+        if (auto early = begin_packet(pkt, now, r)) return *early;
         if (r.info.ip.af == family::v4) return out_af<4>(pkt, r.info, m_t4);
         return out_af<16>(pkt, r.info, m_t6);
     }
@@ -304,6 +295,20 @@ private:
         const svc_entry* owner_id;
         std::unique_ptr<dest> d;
     };
+
+    /// What in() and out() share: set the clock, parse, and settle the packets IPVS never looks into
+    /// (fragments: reassemble first; unknown protocols: not ours; malformed: drop).
+    template <class P>
+    std::optional<verdict> begin_packet(const P& pkt, time_ns now, parse_result& r) noexcept {
+        *m_now = now;
+        r = parse(pkt);
+        if (r.status == parse_status::fragment ||
+            (r.ok() && r.info.ip.af == family::v4 && r.info.ip.is_fragment()))
+            return fragment_verdict(r.info);
+        if (r.status == parse_status::unknown_protocol) return verdict{};
+        if (!r.ok()) return drop(drop_reason::malformed);
+        return std::nullopt;
+    }
 
     static verdict drop(drop_reason why) noexcept {
         verdict v;
