@@ -136,7 +136,22 @@ struct director_config {
     inet_addr tunnel_src_v6{};
 };
 
+class sync_agent; // include/ipvs/sync_agent.hpp: the sync master / backup glue (a friend of director)
+
+/// Called by the director after a client-side packet has updated a hashed connection's state, where
+/// the kernel calls ip_vs_sync_conn (spec §7.1 step 14). The default does nothing; one virtual call per
+/// packet, made only when an observer is set.
+class conn_observer {
+public:
+    virtual void on_in_packet(basic_conn<4>& e, const verdict& v) noexcept = 0;
+    virtual void on_in_packet(basic_conn<16>& e, const verdict& v) noexcept = 0;
+
+protected:
+    ~conn_observer() = default;
+};
+
 class director {
+    friend class sync_agent;
     struct clock_ref {
         const time_ns* t;
         [[nodiscard]] time_ns now() const noexcept { return *t; }
@@ -165,6 +180,8 @@ public:
     // ---- configuration (control path) -------------------------------------------------------------
 
     director_sysctl& sysctl() noexcept { return m_sys; }
+    /// Sets (or, with nullptr, clears) the observer of client-side packets; not owned.
+    void set_observer(conn_observer* o) noexcept { m_observer = o; }
     proto_timeouts& timeouts() noexcept { return m_timeouts; }
 
     /// ipvsadm -A. Throws std::invalid_argument for a duplicate service or an unknown scheduler.
@@ -503,6 +520,7 @@ private:
         set_state(t, *e, b, info, true);
         v = transmit_in(pkt, info, *e, v);
         t.touch(*e);
+        if (m_observer) m_observer->on_in_packet(*e, v); // sync hook
         return v;
     }
 
@@ -770,6 +788,7 @@ private:
     std::list<trashed> m_trash;
     defense m_defense{};
     std::array<std::byte, 1280> m_reply{};
+    conn_observer* m_observer = nullptr;
 };
 
 } // namespace ipvs
