@@ -160,6 +160,39 @@ TEST_CASE_TEMPLATE("conn_table: insert, lookup in both directions, erase, iterat
     }
 }
 
+TEST_CASE("conn_table: a reused client endpoint's reply goes to the newest connection, as the kernel's "
+          "head-of-bucket hashing does") {
+    // The client reuses port 40000 towards two virtual services that the scheduler sent to the same real
+    // server: both connections have the out tuple RS:8080 → client:40000. Linux finds the newer first.
+    auto rs = make_dest("10.0.2.11", 8080);
+    table_t<ipvs::conn4> t(ipvs::conn_table_config{.capacity = 64});
+    const auto C = A<4>("10.1.0.1"), V = A<4>("10.0.0.100"), D = A<4>("10.0.2.11");
+    auto* old_conn =
+        t.insert(ipvs::make_conn({C, V, 40000, 80, tcp}, &rs, 8080, 0, 60s), ipvs::admit::established, noop)
+            .entry;
+    REQUIRE(old_conn);
+    CHECK(t.find_out({D, C, 8080, 40000, tcp}) == old_conn);
+    auto* new_conn =
+        t.insert(ipvs::make_conn({C, V, 40000, 82, tcp}, &rs, 8080, 0, 60s), ipvs::admit::established, noop)
+            .entry;
+    REQUIRE(new_conn);
+    CHECK(t.find_out({D, C, 8080, 40000, tcp}) == new_conn);
+    // Both still answer their own client-side packets.
+    CHECK(t.find_in({C, V, 40000, 80, tcp}) == old_conn);
+    CHECK(t.find_in({C, V, 40000, 82, tcp}) == new_conn);
+    // A third connection of the same client endpoint to another real server shadows nobody.
+    auto rs2 = make_dest("10.0.2.12", 8080);
+    auto* other =
+        t.insert(ipvs::make_conn({C, V, 40000, 81, tcp}, &rs2, 8080, 0, 60s), ipvs::admit::established, noop)
+            .entry;
+    REQUIRE(other);
+    CHECK(t.find_out({D, C, 8080, 40000, tcp}) == new_conn);
+    CHECK(t.find_out({A<4>("10.0.2.12"), C, 8080, 40000, tcp}) == other);
+    // When the newer one goes (say its SYN timed out), the older established one answers again.
+    REQUIRE(t.erase(*new_conn));
+    CHECK(t.find_out({D, C, 8080, 40000, tcp}) == old_conn);
+}
+
 TEST_CASE("conn_table: a full table says so and does not grow") {
     auto rs = make_dest("10.0.2.11", 80);
     for (std::size_t cap : {std::size_t{1}, std::size_t{100}, std::size_t{1000}}) {

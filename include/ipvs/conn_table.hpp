@@ -48,7 +48,11 @@
 // - find_in (client → VIP): caddr, cport, vaddr, vport, protocol (one memcmp of the key bytes) and
 //   (cport == 0) == NO_CPORT; retried with cport 0 while any NO_CPORT entry exists. Never a template.
 // - find_out (real server → client): caddr, cport, protocol, and the real server = (dest addr, dport)
-//   for MASQ connections, (vaddr, vport) otherwise. No templates.
+//   for MASQ connections, (vaddr, vport) otherwise. No templates. When a client endpoint reused
+//   towards another virtual service lands on the same real server, two entries share an out tuple;
+//   the kernel answers with the newest (it hashes at the bucket's head), so insert marks the older
+//   ones out-shadowed; when the owner goes, they answer again. Deviation: with three or more such
+//   entries, which of the survivors answers is not by age (Linux: the newest).
 // - find_template: the key bytes and TEMPLATE, not invalidated (§3.5: a template failing
 //   check_template is re-keyed to vport 0xffff and left to expire; here it is also marked so that it
 //   never matches, even for a service on port 65535).
@@ -386,6 +390,9 @@ public:
             for (std::size_t i = 0; i < keys.size(); ++i)
                 if (!out[i]) out[i] = retry_no_cport(keys[i]);
     }
+    /// Changes whenever an entry enters or leaves the index (insert, erase, expiry, eviction, a
+    /// template re-keyed): lookups made at one generation stay valid while it does not change.
+    [[nodiscard]] std::uint64_t generation() const noexcept { return m_generation; }
     /// find_out for a burst.
     void find_out_batch(std::span<const out_type> keys, std::span<Entry*> out) noexcept {
         IPVS_ASSERT(out.size() >= keys.size());
@@ -437,6 +444,19 @@ public:
         ++m_size;
         m_wheel.arm(hd, now(), e.timeout());
         if (control) link_control(e, *control);
+        // The kernel hashes a new connection at the head of its bucket, so a reply matching an older
+        // connection's out tuple too (the client reused its port towards another virtual service on the
+        // same real server) goes to the newest one. Older entries with the same out tuple stop
+        // answering out lookups; only a reused client endpoint pays for this second walk.
+        if (same_client != 0 && !tpl)
+            (void)probe(h, [&](Entry& x) {
+                if (&x != &e && x.cport == k.cport && x.protocol == k.protocol && x.caddr == k.caddr &&
+                    same_out(x, e) && !(x.table_bits & out_shadowed)) {
+                    x.table_bits |= out_shadowed;
+                    ++m_shadowed;
+                }
+                return false;
+            });
         return {insert_status::inserted, &e};
     }
 
@@ -574,6 +594,15 @@ private:
     using hook_alloc_t = typename std::allocator_traits<Allocator>::template rebind_alloc<timer_hook>;
     static constexpr std::size_t key_bytes = 2 * addr_len + 5; // caddr, vaddr, cport, vport, protocol
     static constexpr std::uint8_t counted_no_cport = 0x20;     // table_bits: counted in m_no_cport
+    static constexpr std::uint8_t out_shadowed = 0x40;         // table_bits: a newer entry owns its out tuple
+
+    /// Whether two connections have the same out tuple (the real server's reply would match both).
+    [[nodiscard]] static bool same_out(const Entry& a, const Entry& b) noexcept {
+        if (a.is_template() || b.is_template() || a.fwd() != b.fwd()) return false;
+        if (a.fwd() == fwd_method::masq)
+            return a.dest && b.dest && a.dest->ep.addr == b.dest->ep.addr && a.dport() == b.dport();
+        return a.vport == b.vport && a.vaddr == b.vaddr;
+    }
 
     struct pool_hooks {
         Entry* pool;
@@ -627,7 +656,8 @@ private:
         return key_equal(e, k) && e.is_template() && !e.is_invalidated();
     }
     [[nodiscard]] static bool match_out(const Entry& e, const out_type& k) noexcept {
-        if (e.cport != k.cport || e.protocol != k.protocol || e.caddr != k.caddr || e.is_template())
+        if (e.cport != k.cport || e.protocol != k.protocol || e.caddr != k.caddr || e.is_template() ||
+            (e.table_bits & out_shadowed))
             return false;
         if (e.fwd() == fwd_method::masq)
             return e.dest != nullptr && e.dport() == k.dport &&
@@ -721,6 +751,7 @@ private:
     /// Takes the first free slot of hash `h`'s probe sequence (one exists: size < capacity < slots)
     /// and returns it, counting the full groups passed.
     handle_type index_insert(std::uint64_t h) noexcept {
+        ++m_generation;
         std::uint32_t g = home_of(h);
         for (std::uint32_t n = 0; n < m_ngroups; ++n) {
             detail::conn_group& G = m_groups[g];
@@ -737,6 +768,7 @@ private:
     }
     /// Frees slot `hd` in the metadata and undoes the overflow counts of the groups its entry passed.
     void index_erase(handle_type hd) noexcept {
+        ++m_generation;
         const Entry& e = m_pool[hd];
         const std::uint32_t g = hd / detail::group_width;
         m_groups[g].tag[hd % detail::group_width] = 0;
@@ -744,10 +776,26 @@ private:
             if (m_groups[p].ovf != 0xff) --m_groups[p].ovf;
     }
 
+    /// `gone` (already out of the index) owned an out tuple: the entries it shadowed answer again.
+    void unshadow(const Entry& gone) noexcept {
+        (void)probe(hash_of(gone.protocol, gone.caddr, gone.cport), [&](Entry& x) {
+            if ((x.table_bits & out_shadowed) && x.cport == gone.cport && x.protocol == gone.protocol &&
+                x.caddr == gone.caddr && same_out(x, gone)) {
+                x.table_bits &= static_cast<std::uint8_t>(~out_shadowed);
+                --m_shadowed;
+            }
+            return false;
+        });
+    }
+
     void release(handle_type hd) noexcept {
         Entry& e = m_pool[hd];
         if (e.table_bits & conn_bit::embryonic) --m_embryonic;
         if (e.table_bits & counted_no_cport) --m_no_cport;
+        if (e.table_bits & out_shadowed)
+            --m_shadowed;
+        else if (m_shadowed != 0 && !e.is_template())
+            unshadow(e);
         --m_size;
         e = Entry{};
     }
@@ -820,11 +868,13 @@ private:
     std::vector<detail::conn_group, group_alloc_t> m_groups;
     std::vector<Entry, Allocator> m_pool;
     timer_wheel<pool_hooks, hook_alloc_t> m_wheel;
+    std::uint64_t m_generation = 0; ///< see generation()
     detail::rng64 m_rng;
     std::uint32_t m_ngroups = 0;
     std::size_t m_size = 0;
     std::size_t m_embryonic = 0;
     std::size_t m_no_cport = 0;
+    std::size_t m_shadowed = 0; // entries with out_shadowed set
     std::int8_t m_todrop_counter[9] = {};
 };
 
