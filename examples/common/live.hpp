@@ -145,7 +145,7 @@ private:
 struct live_stats {
     std::uint64_t rx_client = 0, rx_server = 0, tx_client = 0, tx_server = 0;
     std::uint64_t forwarded_in = 0, forwarded_out = 0, own_replies = 0, not_ours = 0, reassembled = 0;
-    std::uint64_t not_ip = 0, malformed_l2 = 0, no_neighbour = 0, inject_errors = 0;
+    std::uint64_t not_ip = 0, malformed_l2 = 0, other_mac = 0, no_neighbour = 0, inject_errors = 0;
     std::map<drop_reason, std::uint64_t> drops;
 };
 
@@ -167,7 +167,7 @@ public:
     /// A frame from the client side: director::in().
     void on_client_frame(std::span<const std::byte> frame, time_ns now) {
         ++m_stats.rx_client;
-        const auto eth = l3(frame);
+        const auto eth = l3(frame, m_client);
         if (!eth) return;
         const auto pr = parse(std::span<const std::byte>(m_buf));
         if (pr.status != parse_status::truncated_l3) m_client.neigh.learn(pr.info.ip.saddr, eth->src);
@@ -210,7 +210,7 @@ public:
     /// A frame from the real-server side: director::out().
     void on_server_frame(std::span<const std::byte> frame, time_ns now) {
         ++m_stats.rx_server;
-        const auto eth = l3(frame);
+        const auto eth = l3(frame, m_server);
         if (!eth) return;
         const verdict v = m_d.out(m_buf, now);
         if (v.act != action::forward) return settle(v, m_server, m_stats.tx_server, eth->src);
@@ -240,10 +240,13 @@ private:
         }
     }
 
-    /// Parses L2 and copies the IP packet into m_buf (the director rewrites it in place).
-    std::optional<eth_info> l3(std::span<const std::byte> frame) {
+    /// Parses L2 and copies the IP packet into m_buf (the director rewrites it in place). Frames sent
+    /// to another MAC are not ours: the capture is promiscuous, and on a shared segment (a backup
+    /// director beside its master) a switch may flood the master's frames to us too.
+    std::optional<eth_info> l3(std::span<const std::byte> frame, const side& s) {
         const auto eth = parse_ethernet(frame);
         if (!eth) return ++m_stats.malformed_l2, std::nullopt;
+        if (eth->dst != s.mac) return ++m_stats.other_mac, std::nullopt;
         if (eth->ethertype != ethertype::ipv4 && eth->ethertype != ethertype::ipv6)
             return ++m_stats.not_ip, std::nullopt;
         m_buf.assign(frame.begin() + static_cast<long>(eth->l3_offset), frame.end());

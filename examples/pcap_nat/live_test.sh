@@ -21,93 +21,49 @@ set -euo pipefail
 pcap_nat=$(readlink -f "${1:?usage: live_test.sh PCAP_NAT [REQUESTS]}")
 requests=${2:-300}
 (( requests % 6 == 0 )) || { echo "REQUESTS must be a multiple of 6"; exit 2; }
+source "$(dirname "$0")/netns_lib.sh"
+ns_init
 
-if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root (network namespaces)"; exit 77; fi
-for tool in ip nft ethtool curl python3; do
-  command -v $tool > /dev/null || { echo "SKIP: $tool not installed (scripts/deps.sh test installs it)"; exit 77; }
+ns_add c d s r1 r2 r3
+veth c c0 d dc
+veth d ds s sd
+for i in 1 2 3; do veth r$i r0 s s$i; done
+bridge s sd s1 s2 s3
+
+x c ip addr add 10.99.1.2/24 dev c0
+for a in 3 4 5; do x c ip addr add 10.99.1.$a/24 dev c0; done
+x d ip addr add 10.99.1.1/24 dev dc
+x d ip addr add 10.99.2.1/24 dev ds
+x c ip -6 addr add fd99:1::2/64 dev c0 nodad # IPv6 beside IPv4 (nodad: usable at once)
+x d ip -6 addr add fd99:1::1/64 dev dc nodad
+x d ip -6 addr add fd99:2::1/64 dev ds nodad
+
+# routes and permanent neighbours: nothing waits on ARP / ND
+x c ip route add 10.99.100.0/24 via 10.99.1.1
+x c ip neigh add 10.99.1.1 lladdr "$(mac d dc)" dev c0 nud permanent
+x c ip -6 route add fd99:100::/64 via fd99:1::1
+x c ip -6 neigh add fd99:1::1 lladdr "$(mac d dc)" dev c0 nud permanent
+for a in 10.99.1.2 10.99.1.3 10.99.1.4 10.99.1.5 fd99:1::2; do
+  x d ip neigh add $a lladdr "$(mac c c0)" dev dc nud permanent
 done
-
-p=ipvs$$                       # unique per run, so parallel runs never collide
-C=${p}c D=${p}d S=${p}s
-work=$(mktemp -d)
-cleanup() {
-  local rc=$?
-  for ns in $C $D $S ${p}r1 ${p}r2 ${p}r3; do
-    ip netns pids $ns 2> /dev/null | xargs -r kill -9 2> /dev/null || true
-    ip netns del $ns 2> /dev/null || true
-  done
-  if (( rc != 0 )) && [[ -f $work/director.log ]]; then echo "--- director log:"; tail -n 60 "$work/director.log"; fi
-  [[ -n ${LIVE_TEST_KEEP:-} && -f $work/director.log ]] && cp "$work/director.log" "$LIVE_TEST_KEEP"
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-x() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-mac() { x "$1" cat /sys/class/net/"$2"/address; }
-
-for ns in $C $D $S ${p}r1 ${p}r2 ${p}r3; do ip netns add $ns; x $ns ip link set lo up; done
-
-# links, created straight inside the namespaces (no names in the root namespace)
-ip link add c0 netns $C type veth peer name dc netns $D
-ip link add ds netns $D type veth peer name sd netns $S
-x $S ip link add br0 type bridge
-x $S ip link set br0 up
 for i in 1 2 3; do
-  ip link add r0 netns ${p}r$i type veth peer name s$i netns $S
-  x $S ip link set s$i master br0
-  x $S ip link set s$i up
+  x r$i ip addr add 10.99.2.1$i/24 dev r0
+  x r$i ip -6 addr add fd99:2::1$i/64 dev r0 nodad
+  x d ip neigh add 10.99.2.1$i lladdr "$(mac r$i r0)" dev ds nud permanent
+  x d ip -6 neigh add fd99:2::1$i lladdr "$(mac r$i r0)" dev ds nud permanent
+  x r$i ip route add default via 10.99.2.1
+  x r$i ip neigh add 10.99.2.1 lladdr "$(mac d ds)" dev r0 nud permanent
+  x r$i ip -6 route add default via fd99:2::1
+  x r$i ip -6 neigh add fd99:2::1 lladdr "$(mac d ds)" dev r0 nud permanent
 done
-x $S ip link set sd master br0
-x $S ip link set sd up
+director_kernel_off d
 
-x $C ip addr add 10.99.1.2/24 dev c0
-for a in 3 4 5; do x $C ip addr add 10.99.1.$a/24 dev c0; done
-x $D ip addr add 10.99.1.1/24 dev dc
-x $D ip addr add 10.99.2.1/24 dev ds
-for i in 1 2 3; do x ${p}r$i ip addr add 10.99.2.1$i/24 dev r0; done
-# IPv6 beside IPv4 (nodad: usable at once)
-x $C ip -6 addr add fd99:1::2/64 dev c0 nodad
-x $D ip -6 addr add fd99:1::1/64 dev dc nodad
-x $D ip -6 addr add fd99:2::1/64 dev ds nodad
-for i in 1 2 3; do x ${p}r$i ip -6 addr add fd99:2::1$i/64 dev r0 nodad; done
-for l in "$C c0" "$D dc" "$D ds" "${p}r1 r0" "${p}r2 r0" "${p}r3 r0"; do
-  set -- $l
-  x $1 ethtool -K $2 tx off rx off gro off > /dev/null 2>&1 || x $1 ethtool -K $2 tx off > /dev/null
-  x $1 ip link set $2 up
-done
-
-# routes and permanent neighbours: nothing waits on ARP
-x $C ip route add 10.99.100.0/24 via 10.99.1.1
-x $C ip neigh add 10.99.1.1 lladdr "$(mac $D dc)" dev c0 nud permanent
-x $C ip -6 route add fd99:100::/64 via fd99:1::1
-x $C ip -6 neigh add fd99:1::1 lladdr "$(mac $D dc)" dev c0 nud permanent
-x $D ip -6 neigh add fd99:1::2 lladdr "$(mac $C c0)" dev dc nud permanent
-x $D ip neigh add 10.99.1.2 lladdr "$(mac $C c0)" dev dc nud permanent
-for a in 3 4 5; do x $D ip neigh add 10.99.1.$a lladdr "$(mac $C c0)" dev dc nud permanent; done
-for i in 1 2 3; do
-  x $D ip neigh add 10.99.2.1$i lladdr "$(mac ${p}r$i r0)" dev ds nud permanent
-  x ${p}r$i ip route add default via 10.99.2.1
-  x ${p}r$i ip neigh add 10.99.2.1 lladdr "$(mac $D ds)" dev r0 nud permanent
-  x $D ip -6 neigh add fd99:2::1$i lladdr "$(mac ${p}r$i r0)" dev ds nud permanent
-  x ${p}r$i ip -6 route add default via fd99:2::1
-  x ${p}r$i ip -6 neigh add fd99:2::1 lladdr "$(mac $D ds)" dev r0 nud permanent
-done
-
-# the director's kernel must neither answer nor forward
-x $D sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
-x $D nft -f - << 'EOF'
-table inet ipvs_demo {
-  chain pre { type filter hook prerouting priority -300; policy accept; fib daddr type != local drop; }
-}
-EOF
-
-# real servers
+# real servers: each answers /id with its name
 for i in 1 2 3; do
   mkdir -p "$work/rs$i"
   printf 'rs%s' $i > "$work/rs$i/id"
-  x ${p}r$i python3 -m http.server 8080 --bind 10.99.2.1$i --directory "$work/rs$i" > "$work/rs$i.log" 2>&1 &
-  x ${p}r$i python3 -m http.server 8080 --bind fd99:2::1$i --directory "$work/rs$i" > "$work/rs$i-6.log" 2>&1 &
+  http_server r$i 10.99.2.1$i "$work/rs$i"
+  http_server r$i fd99:2::1$i "$work/rs$i"
 done
 
 cat > "$work/rules" << 'EOF'
@@ -129,15 +85,7 @@ cat > "$work/rules" << 'EOF'
 -a -t [fd99:100::1]:80 -r [fd99:2::13]:8080 -m -w 1
 EOF
 
-ip netns exec $D "$pcap_nat" --rules "$work/rules" --live --client-if dc --server-if ds --trace > "$work/director.log" 2>&1 &
-director=$!
-for _ in $(seq 100); do grep -q "live on" "$work/director.log" && break; sleep 0.1; done
-grep -q "live on" "$work/director.log" || { echo "FAIL: pcap_nat did not start"; exit 1; }
-for i in 1 2 3; do # the servers are up when they answer on their own address
-  for a in 10.99.2.1$i "[fd99:2::1$i]"; do
-    for _ in $(seq 100); do x ${p}r$i curl -s -o /dev/null "http://$a:8080/id" && break; sleep 0.1; done
-  done
-done
+start_director main d --rules "$work/rules" --live --client-if dc --server-if ds --trace
 
 fail=0
 # Each run uses its own client address. Reusing one would let the client's port choice repeat a 4-tuple
@@ -146,7 +94,7 @@ fail=0
 # IPVS does the same: CLOSE + SYN is a new connection) — correct, but no longer an exact split.
 # run PORT COUNT SRC [VIP] → "rsN code" lines in $work/out
 run() {
-  x $C curl -sS --interface "$3" --max-time 10 --retry 0 -w ' %{http_code} %{time_total}\n' \
+  x c curl -sS --interface "$3" --max-time 10 --retry 0 -w ' %{http_code} %{time_total}\n' \
     "http://${4:-10.99.100.1}:$1/id?[1-$2]" > "$work/out.raw" 2> "$work/curl.err" || true
   cut -d' ' -f1,2 "$work/out.raw" > "$work/out"
   if grep -qv ' 200 ' "$work/out.raw"; then echo "curl:"; cat "$work/curl.err"; grep -v ' 200 ' "$work/out.raw"; fi
@@ -173,15 +121,15 @@ for src in 10.99.1.3 10.99.1.5; do
   [[ $ok -eq $((requests / 5)) && $servers -eq 1 ]] || { echo "FAIL: persistence from $src"; fail=1; }
 done
 
-kill -TERM $director
-wait $director || { echo "FAIL: pcap_nat exited with $?"; fail=1; }
+kill -TERM $main_pid
+wait $main_pid || { echo "FAIL: pcap_nat exited with $?"; fail=1; }
 echo "--- director's final report:"
-cat "$work/director.log"
+grep -v '^new ' "$work/main-director.log"
 # the director counted what the clients saw: rr and wrr connections on their dests
 total=$((requests * 3 + 2 * requests / 5))
-conns=$(awk '/^  -> (10\.99\.2\.1[123]|\[fd99:2::1[123]\]):8080 / {s += $3} END {print s + 0}' "$work/director.log")
+conns=$(awk '/^  -> (10\.99\.2\.1[123]|\[fd99:2::1[123]\]):8080 / {s += $3} END {print s + 0}' "$work/main-director.log")
 echo "connections counted by the director: $conns (requests made: $total)"
 [[ $conns -eq $total ]] || { echo "FAIL: the director's connection counters"; fail=1; }
-grep -q "inject errors 0" "$work/director.log" || { echo "FAIL: inject errors"; fail=1; }
+grep -q "inject errors 0" "$work/main-director.log" || { echo "FAIL: inject errors"; fail=1; }
 ((fail == 0)) && echo "PASS"
 exit $fail
