@@ -23,7 +23,9 @@
 //   (templates of port-0 and fwmark services) or 0xffff (an invalidated template) — two bits of
 //   `table_bits` say which. A connection without a dest (BYPASS) has daddr 0.
 // - `control` is a conn_table handle (the controlling template), `n_control` counts the connections a
-//   template controls; `in_pkts` is the sync counter (spec §7.1 step 14, §8.3).
+//   template controls; `in_pkts` is the sync counter (spec §7.1 step 14, §8.3), counted by sync_agent
+//   (the director leaves it alone; a sync backup sets it to sync_threshold). The kernel's other sync
+//   field, `sync_endtime`, does not fit the budget: sync_agent keeps it in a side array by handle.
 // - Addresses are network-order bytes; ports are host order; `flags` uses the kernel's values.
 // - Per-connection packet / byte counters are an opt-in policy (`Stats = conn_counters`, +16 bytes):
 //   the kernel keeps none (its statistics live on the dest and service), and they would take the

@@ -50,6 +50,7 @@
 
 // Beyond one box: LVS connection sync
 #include <ipvs/sync.hpp>
+#include <ipvs/sync_agent.hpp>
 
 // Connections and the director: ip_vs_in / ip_vs_out as one call per packet; printing
 #include <ipvs/conn.hpp>

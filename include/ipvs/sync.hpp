@@ -4,6 +4,9 @@
 
 // Design
 // ------
+// This header is the protocol alone; sync_agent.hpp drives it from a director (master and backup) and
+// examples/common/sync_transport.hpp carries it over UDP multicast.
+//
 // Source: spec §8 (8.1 transport and flush rules, 8.2 message format and receiver rules, 8.3 the
 // master's decision), §3.1 (connection flags), §3.4 (`sync_endtime = now & ~3` at creation), §4.1 /
 // §5.1 / §5.4 (state counts). Checked against the recorded Linux 6.1 master and backup
@@ -878,11 +881,11 @@ struct sync_actions {
 /// Version 1 processes the controller on every call, version 0 only when the connection was sent.
 /// Updates both field sets in place. One level of controller (the kernel walks the chain; a
 /// template has none, so only an FTP data → control → template chain would need a second level).
-constexpr sync_actions sync_on_packet(sync_fields& conn, std::uint32_t pkts, sync_fields* controller,
+constexpr sync_actions sync_on_packet(sync_fields& entry, std::uint32_t pkts, sync_fields* controller,
                                       const sync_sysctl& s, time_ns now) noexcept {
     sync_actions a;
-    const auto v = sync_decide(conn, s, pkts, now);
-    conn = v.fields;
+    const auto v = sync_decide(entry, s, pkts, now);
+    entry = v.fields;
     a.conn = v.send;
     a.conn_reason = v.reason;
     if (controller == nullptr) return a;
