@@ -7,7 +7,9 @@
 // io.hpp"). These functions allocate (std::string) and are meant for the control path.
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 
 #include <ipvs/addr.hpp>
@@ -82,22 +84,42 @@ inline std::string service_name(const service_config& c) {
 }
 } // namespace detail
 
-/// `ipvsadm -Ln --stats`: per service and dest, connections, packets and bytes in and out.
+/// A counter as ipvsadm prints it without --exact: 9 columns, scaled to K / M / G / T past 10^8, 10^9,
+/// 10^11, 10^14 (ipvsadm's print_largenum).
+[[nodiscard]] inline std::string large_number(std::uint64_t i) {
+    char buf[32];
+    if (i < 100000000ULL)
+        std::snprintf(buf, sizeof buf, "%9llu", static_cast<unsigned long long>(i));
+    else if (i < 1000000000ULL)
+        std::snprintf(buf, sizeof buf, "%8lluK", static_cast<unsigned long long>(i / 1000));
+    else if (i < 100000000000ULL)
+        std::snprintf(buf, sizeof buf, "%8lluM", static_cast<unsigned long long>(i / 1000000));
+    else if (i < 100000000000000ULL)
+        std::snprintf(buf, sizeof buf, "%8lluG", static_cast<unsigned long long>(i / 1000000000ULL));
+    else
+        std::snprintf(buf, sizeof buf, "%8lluT", static_cast<unsigned long long>(i / 1000000000000ULL));
+    return buf;
+}
+
+/// `ipvsadm -Ln --stats`: per service and dest, connections, packets and bytes in and out. Columns as
+/// ipvsadm prints them: the name in 33 columns (a dest's after "  -> " in 28), then each counter in 9.
 [[nodiscard]] inline std::string list_stats(const director& d) {
     std::string out = "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"
                       "  -> RemoteAddress:Port\n";
-    char line[256];
-    auto row = [&](const std::string& name, const traffic_stats& st, const char* indent) {
-        std::snprintf(line, sizeof line, "%s%-32s %8llu %8llu %8llu %8llu %8llu\n", indent, name.c_str(),
-                      static_cast<unsigned long long>(st.conns), static_cast<unsigned long long>(st.in_pkts),
-                      static_cast<unsigned long long>(st.out_pkts),
-                      static_cast<unsigned long long>(st.in_bytes),
-                      static_cast<unsigned long long>(st.out_bytes));
-        out += line;
+    char name[256];
+    auto row = [&](const traffic_stats& st) {
+        out += name;
+        for (const auto v : {st.conns, st.in_pkts, st.out_pkts, st.in_bytes, st.out_bytes})
+            out += large_number(v);
+        out += '\n';
     };
     for (const auto& s : d.services()) {
-        row(detail::service_name(s->cfg), s->stats, "");
-        for (const dest* ds : s->svc.dests()) row(to_string(ds->ep), ds->stats, "  -> ");
+        std::snprintf(name, sizeof name, "%-33s", detail::service_name(s->cfg).c_str());
+        row(s->stats);
+        for (const dest* ds : s->svc.dests()) {
+            std::snprintf(name, sizeof name, "  -> %-28s", to_string(ds->ep).c_str());
+            row(ds->stats);
+        }
     }
     return out;
 }
@@ -125,15 +147,18 @@ inline std::string service_name(const service_config& c) {
     return out;
 }
 
-/// `ipvsadm -Lnc`: every connection and template with its state and time left.
-[[nodiscard]] inline std::string list_conns(const director& d, time_ns now) {
-    std::string out =
-        "pro expire state       source                   virtual                  destination\n";
+/// `ipvsadm -Lnc`: every connection and template with its protocol, time left (mm:ss, whole seconds
+/// rounded down as /proc/net/ip_vs_conn has them), state, and client, virtual and real-server endpoints,
+/// in ipvsadm's columns. With `title`, the "IPVS connection entries" line ipvsadm prints first.
+[[nodiscard]] inline std::string list_conns(const director& d, time_ns now, bool title = false) {
+    std::string out = title ? "IPVS connection entries\n" : "";
+    out += "pro expire state       source             virtual            destination\n";
     char line[320];
     d.for_each_conn([&](const auto& e) {
         using E = std::decay_t<decltype(e)>;
         constexpr std::size_t N = E::addr_len;
-        const auto left = std::chrono::duration_cast<std::chrono::seconds>(d.deadline(e) - now).count();
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(d.deadline(e) - now).count();
+        if (left < 0) left = 0; // due, not yet collected by poll()
         std::string state;
         if (e.is_template())
             state = (e.state & template_assured) ? "ASSURED" : "NONE";
@@ -145,10 +170,12 @@ inline std::string service_name(const service_config& c) {
             state = "UDP";
         const endpoint src{to_inet<N>(e.caddr), e.cport}, vip{to_inet<N>(e.vaddr), e.vport};
         const endpoint dst{e.dest ? e.dest->ep.addr : inet_addr{}, e.dport()};
-        std::snprintf(line, sizeof line, "%-3s %02lld:%02lld  %-11s %-24s %-24s %s\n",
-                      detail::proto_name(e.protocol), static_cast<long long>(left / 60),
-                      static_cast<long long>(left % 60), state.c_str(), to_string(src).c_str(),
-                      to_string(vip).c_str(), to_string(dst).c_str());
+        char expire[48];
+        std::snprintf(expire, sizeof expire, "%02lld:%02lld", static_cast<long long>(left / 60),
+                      static_cast<long long>(left % 60));
+        std::snprintf(line, sizeof line, "%-3s %-6s %-11s %-18s %-18s %s\n", detail::proto_name(e.protocol),
+                      expire, state.c_str(), to_string(src).c_str(), to_string(vip).c_str(),
+                      to_string(dst).c_str());
         out += line;
     });
     return out;
