@@ -34,6 +34,7 @@
 #include "../common/pcap_io.hpp"
 #include "../common/replay.hpp"
 #include "../common/rules.hpp"
+#include "../common/sync_transport.hpp"
 
 namespace {
 
@@ -44,15 +45,19 @@ struct options {
     bool quiet = false, live = false, trace = false;
     std::string client_if, server_if;
     double stats_interval = 0;
+    std::vector<std::string_view> sync_args; ///< ipvsadm's --start-daemon … options, as given
 };
 
 int usage(const char* why) {
-    std::fprintf(stderr,
-                 "pcap_nat: %s\n"
-                 "usage: pcap_nat --rules FILE --in CAPTURE --out CAPTURE [--bad-list FILE] [--quiet]\n"
-                 "       pcap_nat --rules FILE --live --client-if IF --server-if IF [--stats-interval SEC]"
-                 " [--trace] [--quiet]\n",
-                 why);
+    std::fprintf(
+        stderr,
+        "pcap_nat: %s\n"
+        "usage: pcap_nat --rules FILE --in CAPTURE --out CAPTURE [--bad-list FILE] [--quiet]\n"
+        "       pcap_nat --rules FILE --live --client-if IF --server-if IF [--stats-interval SEC]"
+        " [--trace] [--quiet]\n"
+        "         [--start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]\n"
+        "          [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N]]\n",
+        why);
     return 2;
 }
 
@@ -66,7 +71,11 @@ int parse_options(int argc, char** argv, options& o) {
             return true;
         };
         std::string num;
-        if (a == "--rules") {
+        if (is_sync_daemon_option(a)) {
+            o.sync_args.push_back(a);
+            if (sync_daemon_option_takes_value(a) && a.find('=') == std::string_view::npos && i + 1 < argc)
+                o.sync_args.emplace_back(argv[++i]);
+        } else if (a == "--rules") {
             if (!value(o.rules_path)) return usage("--rules needs a file");
         } else if (a == "--in") {
             if (!value(o.in_path)) return usage("--in needs a capture");
@@ -98,6 +107,8 @@ int parse_options(int argc, char** argv, options& o) {
         if (o.client_if.empty() || o.server_if.empty())
             return usage("--live needs --client-if and --server-if");
         if (!o.in_path.empty() || !o.out_path.empty()) return usage("--live takes no --in / --out");
+    } else if (!o.sync_args.empty()) {
+        return usage("the sync daemon options (--start-daemon …) need --live");
     } else if (o.in_path.empty() || o.out_path.empty()) {
         return usage("--in and --out are required (or --live)");
     }
@@ -195,18 +206,29 @@ ipvs::time_ns monotonic_now() {
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-void print_live(const ipvs::director& d, const live_stats& s, ipvs::time_ns now, bool quiet) {
+void print_live(const ipvs::director& d, const live_stats& s, const sync_node* sync, ipvs::time_ns now,
+                bool quiet) {
     if (!quiet) print_tables(d, now, "now");
+    if (sync) {
+        const auto& c = sync->stats();
+        std::printf("sync: sent %llu messages (%llu send errors); received %llu, ignored %llu, records "
+                    "applied %llu\n",
+                    static_cast<unsigned long long>(c.sent_messages),
+                    static_cast<unsigned long long>(c.send_errors),
+                    static_cast<unsigned long long>(c.received_messages),
+                    static_cast<unsigned long long>(c.ignored_messages),
+                    static_cast<unsigned long long>(c.applied_records));
+    }
     std::printf("client side: received %llu, sent %llu; server side: received %llu, sent %llu\n",
                 static_cast<unsigned long long>(s.rx_client), static_cast<unsigned long long>(s.tx_client),
                 static_cast<unsigned long long>(s.rx_server), static_cast<unsigned long long>(s.tx_server));
     std::printf(
         "forwarded in %llu, out %llu, director replies %llu, not ours %llu, reassembled %llu, "
-        "no neighbour %llu, inject errors %llu\n",
+        "for another MAC %llu, no neighbour %llu, inject errors %llu\n",
         static_cast<unsigned long long>(s.forwarded_in), static_cast<unsigned long long>(s.forwarded_out),
         static_cast<unsigned long long>(s.own_replies), static_cast<unsigned long long>(s.not_ours),
-        static_cast<unsigned long long>(s.reassembled), static_cast<unsigned long long>(s.no_neighbour),
-        static_cast<unsigned long long>(s.inject_errors));
+        static_cast<unsigned long long>(s.reassembled), static_cast<unsigned long long>(s.other_mac),
+        static_cast<unsigned long long>(s.no_neighbour), static_cast<unsigned long long>(s.inject_errors));
     print_drops(s.drops);
     std::fflush(stdout);
 }
@@ -227,6 +249,16 @@ int run_live(const options& o, const rule_set& rules, ipvs::director& d) {
     live_director ld(d, rules, {&*cport, *cmac, neighbour_cache(o.client_if)},
                      {&*sport, *smac, neighbour_cache(o.server_if)});
     ld.set_trace(o.trace);
+    std::unique_ptr<sync_node> sync; // the --start-daemon sync daemon, in this process and loop
+    if (!o.sync_args.empty()) {
+        try {
+            sync = std::make_unique<sync_node>(d, parse_sync_daemon_options(o.sync_args));
+        } catch (const std::invalid_argument& e) {
+            return usage(e.what());
+        } catch (const std::exception& e) {
+            return std::fprintf(stderr, "pcap_nat: sync daemon: %s\n", e.what()), 1;
+        }
+    }
     struct sigaction sa {};
     sa.sa_handler = [](int sig) { (sig == SIGUSR1 ? g_dump : g_stop) = 1; };
     sigemptyset(&sa.sa_mask);
@@ -236,15 +268,24 @@ int run_live(const options& o, const rule_set& rules, ipvs::director& d) {
 
     std::fprintf(stderr, "pcap_nat: live on %s (clients) and %s (real servers), %zu services\n",
                  o.client_if.c_str(), o.server_if.c_str(), d.services().size());
-    pollfd fds[2] = {{cport->selectable_fd(), POLLIN, 0}, {sport->selectable_fd(), POLLIN, 0}};
+    pollfd fds[3] = {{cport->selectable_fd(), POLLIN, 0},
+                     {sport->selectable_fd(), POLLIN, 0},
+                     {sync ? sync->receive_fd() : -1, POLLIN, 0}};
     const auto interval =
         std::chrono::duration_cast<ipvs::time_ns>(std::chrono::duration<double>(o.stats_interval));
     auto next_dump = monotonic_now() + interval;
     frame_record rec;
     int status = 0;
     while (!g_stop) {
-        (void)::poll(fds, 2, 50); // wakes at least every 50 ms for expiry and signals
         auto now = monotonic_now();
+        int wait_ms = 50; // wakes at least every 50 ms for expiry and signals
+        if (sync) {
+            const int t = sync->poll_timeout_ms(now);
+            if (t >= 0 && t < wait_ms) wait_ms = t;
+        }
+        (void)::poll(fds, 3, wait_ms);
+        now = monotonic_now();
+        if (sync && (fds[2].revents & POLLIN)) sync->on_readable(now);
         for (int side = 0; side < 2 && status == 0; ++side) {
             live_port& p = side == 0 ? *cport : *sport;
             for (int n = 0; n < 256; ++n) { // bounded, so one busy side cannot starve the other
@@ -263,14 +304,20 @@ int run_live(const options& o, const rule_set& rules, ipvs::director& d) {
         }
         if (status != 0) break;
         now = monotonic_now();
-        d.poll(now);
+        if (sync) {
+            sync->agent().expire(now); // director::poll plus the master's sync of entries still in use
+            sync->on_tick(now);
+        } else {
+            d.poll(now);
+        }
         if (g_dump || (o.stats_interval > 0 && now >= next_dump)) {
             g_dump = 0;
             next_dump = now + interval;
-            print_live(d, ld.stats(), now, o.quiet);
+            print_live(d, ld.stats(), sync.get(), now, o.quiet);
         }
     }
-    print_live(d, ld.stats(), monotonic_now(), o.quiet);
+    if (sync) sync->flush(monotonic_now()); // a master stopping sends what it holds
+    print_live(d, ld.stats(), sync.get(), monotonic_now(), o.quiet);
     if (!ld.last_error().empty())
         std::fprintf(stderr, "pcap_nat: last inject error: %s\n", ld.last_error().c_str());
     return status;
