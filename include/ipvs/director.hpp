@@ -345,7 +345,7 @@ public:
     /// ipvsadm -a: a dest at the head of the list, revived from the trash with its counters if there.
     dest& add_dest(svc_entry& s, const dest_config& dc) {
         for (auto it = m_trash.begin(); it != m_trash.end(); ++it) {
-            if ((*it).owner_id == &s && (*it).d->ep == dc.ep) {
+            if ((*it).owner_id && same_identity((*it).owner_id->cfg, s.cfg) && (*it).d->ep == dc.ep) {
                 // service::add_dest leaves the dest with the caller when it refuses the config, so the
                 // trash keeps owning it (live connections may point at it) until it is accepted.
                 dest& r = s.svc.add_dest(std::move((*it).d), dc);
@@ -498,9 +498,15 @@ public:
 
 private:
     struct trashed {
-        const svc_entry* owner_id;
+        const svc_entry* owner_id; ///< the service it left (kept alive in m_dead_services if deleted)
         std::unique_ptr<dest> d;
     };
+    /// The kernel finds a trashed dest by its service's identity (spec §1.8), so a service deleted and
+    /// added again revives its dests with their counters.
+    static bool same_identity(const service_config& a, const service_config& b) noexcept {
+        if (a.af != b.af || a.fwmark != b.fwmark) return false;
+        return a.fwmark != 0 || (a.protocol == b.protocol && a.vip == b.vip);
+    }
 
     /// What in() and out() share: set the clock, parse, and settle the packets IPVS never looks into
     /// (fragments: reassemble first; unknown protocols: not ours; malformed: drop).

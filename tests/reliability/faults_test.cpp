@@ -192,11 +192,9 @@ TEST_CASE("fault: a service deleted with live connections — they live on until
     }
 }
 
-TEST_CASE("fault: a service deleted and added again revives its dests from the trash (§1.8)" *
-          doctest::may_fail()) {
-    // Known bug C (see the reliability report): the director's trash remembers the svc_entry's address,
-    // not the service's identity, so the re-created service gets fresh dests (unless the allocator
-    // happens to reuse the address) while the old connections count on the trashed ones.
+TEST_CASE("fault: a service deleted and added again revives its dests from the trash (§1.8)") {
+    // The trash once matched on the svc_entry's address rather than the service's identity: the
+    // re-created service got fresh dests while the old connections counted on the trashed ones.
     fixture fx("wlc");
     (void)fx.flows_to(fx.a, 3);
     const int a_active = fx.a->active_conns;
