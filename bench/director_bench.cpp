@@ -43,18 +43,23 @@ bytes make_packet(std::uint32_t i, std::uint8_t flags) {
     return p;
 }
 
+/// The benchmarks' service: VIP 10.0.0.100:80 with 8 real servers 10.0.2.11.. :8080, weight 1.
+void add_bench_service(ipvs::director& d, std::string_view scheduler) {
+    ipvs::service_config c;
+    c.vip = *ipvs::parse_endpoint("10.0.0.100:80");
+    c.scheduler = scheduler;
+    auto& s = d.add_service(c);
+    for (int k = 0; k < 8; ++k)
+        d.add_dest(s, ipvs::dest_config{ipvs::endpoint{ipvs::inet_addr::v4(0x0a00020bU + k), 8080}, 1});
+}
+
 struct fixture {
     ipvs::director d;
     std::vector<bytes> est; // one established-flow packet (ACK) per connection
     std::vector<std::uint32_t> order;
     explicit fixture(std::size_t n)
         : d(ipvs::director_config{.capacity_v4 = n + n / 8 + 1024, .capacity_v6 = 1024}) {
-        ipvs::service_config c;
-        c.vip = *ipvs::parse_endpoint("10.0.0.100:80");
-        c.scheduler = "rr";
-        auto& s = d.add_service(c);
-        for (int k = 0; k < 8; ++k)
-            d.add_dest(s, ipvs::dest_config{ipvs::endpoint{ipvs::inet_addr::v4(0x0a00020bU + k), 8080}, 1});
+        add_bench_service(d, "rr");
         est.reserve(n);
         for (std::uint32_t i = 0; i < n; ++i) {
             auto syn = make_packet(i, ipvs::tcp_flag::syn);
@@ -169,12 +174,7 @@ struct syn_fixture {
     ipvs::director d{ipvs::director_config{.capacity_v4 = 1 << 20, .capacity_v6 = 1024}};
     std::vector<bytes> syns;
     syn_fixture() {
-        ipvs::service_config c;
-        c.vip = *ipvs::parse_endpoint("10.0.0.100:80");
-        c.scheduler = "wlc";
-        auto& s = d.add_service(c);
-        for (int k = 0; k < 8; ++k)
-            d.add_dest(s, ipvs::dest_config{ipvs::endpoint{ipvs::inet_addr::v4(0x0a00020bU + k), 8080}, 1});
+        add_bench_service(d, "wlc");
         syns.reserve(pool);
         for (std::uint32_t i = 0; i < pool; ++i) syns.push_back(make_packet(i, ipvs::tcp_flag::syn));
     }
