@@ -6,6 +6,7 @@
 #include <random>
 
 #include <ipvs/director.hpp>
+#include <ipvs/io.hpp>
 #include <ipvs/nat.hpp>
 
 #include "support/build.hpp"
@@ -150,35 +151,69 @@ TEST_CASE("forward_nat_v4: the same bytes as forward_ttl + nat_rewrite, or the p
     CHECK(declined > 500);
 }
 
-TEST_CASE("in_burst: verdicts and bytes identical to in() packet by packet, connections alike") {
-    auto make = [] {
-        auto d = std::make_unique<director>();
-        service_config c;
-        c.vip = *parse_endpoint("10.0.0.100:80");
-        c.scheduler = "wrr";
-        auto& s = d->add_service(c);
-        for (int k = 0; k < 3; ++k)
-            d->add_dest(s, dest_config{endpoint{inet_addr::v4(0x0a00020bU + k), 8080}, k + 1});
-        c.vip = *parse_endpoint("10.0.0.100:81");
-        c.protocol = ipproto::udp;
-        auto& u = d->add_service(c);
-        d->add_dest(u, dest_config{endpoint{inet_addr::v4(0x0a00020bU), 5353}, 1});
-        return d;
-    };
-    auto one = make(), many = make();
+namespace {
+
+/// Two directors configured alike: wrr on :80 (TCP), a UDP service on :81, a persistent TCP service on :82.
+std::unique_ptr<director> make_burst_director() {
+    auto d = std::make_unique<director>();
+    service_config c;
+    c.vip = *parse_endpoint("10.0.0.100:80");
+    c.scheduler = "wrr";
+    auto& s = d->add_service(c);
+    for (int k = 0; k < 3; ++k)
+        d->add_dest(s, dest_config{endpoint{inet_addr::v4(0x0a00020bU + k), 8080}, k + 1});
+    c.vip = *parse_endpoint("10.0.0.100:81");
+    c.protocol = ipproto::udp;
+    auto& u = d->add_service(c);
+    d->add_dest(u, dest_config{endpoint{inet_addr::v4(0x0a00020bU), 5353}, 1});
+    c.vip = *parse_endpoint("10.0.0.100:82");
+    c.protocol = ipproto::tcp;
+    c.persistent = true;
+    auto& p = d->add_service(c);
+    for (int k = 0; k < 2; ++k)
+        d->add_dest(p, dest_config{endpoint{inet_addr::v4(0x0a00020bU + k), 8082}, 1});
+    return d;
+}
+
+/// A packet of a well-behaved TCP flow from client `h` port `sport` to VIP port `vport`: what most of
+/// a director's traffic is (handshake, many ACKs and data segments, a FIN now and then).
+bytes flow_packet(std::mt19937& rng, unsigned h, std::uint16_t sport, std::uint16_t vport,
+                  std::uint8_t flags) {
+    const std::string src = "10.2.0." + std::to_string(h + 1);
+    bytes payload(rng() % 3 == 0 ? rng() % 200 : 0);
+    for (auto& x : payload) x = static_cast<std::uint8_t>(rng());
+    return test::ipv4_packet(ipproto::tcp, src.c_str(), "10.0.0.100",
+                             test::tcp_segment(sport, vport, flags, {}, payload), {}, ipv4_hdr::flag_df, 64);
+}
+
+} // namespace
+
+TEST_CASE("in_burst: verdicts, bytes, connections and counters identical to in() packet by packet") {
+    auto one = make_burst_director(), many = make_burst_director();
     std::mt19937 rng(32);
     int packets = 0, forwarded = 0;
     for (int round = 0; round < 300; ++round) {
-        std::vector<bytes> a, b;
+        std::vector<bytes> a;
         const std::size_t n = 1 + rng() % 45; // bursts shorter and longer than 32
         for (std::size_t i = 0; i < n; ++i) {
-            a.push_back(random_packet(rng, 12));
-            if (rng() % 10 == 0) { // an IPv6 packet or an ICMP error in the mix
+            const unsigned kind = rng() % 10;
+            if (kind == 0) { // an IPv6 packet in the mix
                 auto l4 = test::tcp_segment(1000, 80, tcp_flag::syn);
-                a.back() = test::ipv6_packet(ipproto::tcp, "fd01::1", "fd00::100", l4, ipproto::tcp);
+                a.push_back(test::ipv6_packet(ipproto::tcp, "fd01::1", "fd00::100", l4, ipproto::tcp));
+            } else if (kind < 4) { // random packets, damaged ones among them
+                a.push_back(random_packet(rng, 12));
+            } else { // flows with sane flags: SYN, then mostly ACKs; FIN and RST now and then
+                const unsigned f = rng() % 40;
+                const std::uint8_t flags = f == 0   ? tcp_flag::syn
+                                           : f == 1 ? (tcp_flag::fin | tcp_flag::ack)
+                                           : f == 2 ? tcp_flag::rst
+                                           : f < 5  ? (tcp_flag::psh | tcp_flag::ack)
+                                                    : tcp_flag::ack;
+                a.push_back(flow_packet(rng, rng() % 8, static_cast<std::uint16_t>(2000 + rng() % 4),
+                                        rng() % 3 == 0 ? 82 : 80, flags));
             }
-            b.push_back(a.back());
         }
+        std::vector<bytes> b = a;
         const time_ns now = std::chrono::milliseconds(1000 + 50 * round);
         std::vector<verdict> va(n), vb(n);
         for (std::size_t i = 0; i < n; ++i) va[i] = one->in(a[i], now);
@@ -186,6 +221,7 @@ TEST_CASE("in_burst: verdicts and bytes identical to in() packet by packet, conn
         for (std::size_t i = 0; i < n; ++i) {
             CHECK(static_cast<int>(va[i].act) == static_cast<int>(vb[i].act));
             CHECK(static_cast<int>(va[i].reason) == static_cast<int>(vb[i].reason));
+            CHECK(static_cast<int>(va[i].method) == static_cast<int>(vb[i].method));
             CHECK(va[i].new_conn == vb[i].new_conn);
             CHECK(((va[i].to == nullptr) == (vb[i].to == nullptr)));
             if (va[i].to && vb[i].to) CHECK(va[i].to->ep == vb[i].to->ep);
@@ -193,12 +229,15 @@ TEST_CASE("in_burst: verdicts and bytes identical to in() packet by packet, conn
             forwarded += va[i].act == action::forward;
             ++packets;
         }
-        CHECK(one->connections() == many->connections());
+        // Every connection's state and time left, every dest's counters and stats.
+        CHECK(list_conns(*one, now) == list_conns(*many, now));
+        CHECK(list_services(*one) == list_services(*many));
+        CHECK(list_stats(*one) == list_stats(*many));
         if (round % 50 == 49) {
             (void)one->poll(now + std::chrono::seconds(70));
             (void)many->poll(now + std::chrono::seconds(70));
         }
     }
     MESSAGE(packets << " packets compared, " << forwarded << " forwarded");
-    CHECK(forwarded > 1000);
+    CHECK(forwarded > 2000);
 }

@@ -154,14 +154,17 @@ struct director_config {
 
 namespace detail {
 
-/// parse() for the packet a director sees most: IPv4 without options, not a fragment, TCP with a sane
-/// data offset or UDP with a sane length. Precondition: `info` is default-constructed (packet_info{});
-/// only the fields that differ from their defaults are written, so nothing is zeroed twice. Fills
-/// `info` exactly as parse() would (the director's tests check this field by field against parse()
-/// on random packets) and returns true; returns false, `info` untouched, for anything else — the
-/// caller then runs parse(), which knows every other case.
-/// It reads the few fields with fixed offsets instead of parse()'s general walk.
-inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packet_info& info) noexcept {
+/// The checks of parse_v4_simple — IPv4 without options, not a fragment, TCP with a sane data offset or
+/// UDP with a sane length — and the few facts they read at fixed offsets. The director's established
+/// lane works from these alone.
+struct v4_simple {
+    std::uint32_t off = 0;  ///< the IP header's offset in the buffer
+    std::uint32_t tot = 0;  ///< IP total length
+    std::uint32_t hlen = 0; ///< L4 header length
+    std::uint16_t frag = 0; ///< the flags + fragment offset word
+    std::uint8_t proto = 0; ///< tcp or udp
+};
+inline bool probe_v4_simple(std::span<const std::byte> b, std::size_t off, v4_simple& s) noexcept {
     if (off > b.size() || b.size() - off < ipv4_hdr::min_len + udp_hdr::len) return false;
     const std::byte* p = b.data() + off;
     if (std::to_integer<std::uint8_t>(p[0]) != 0x45) return false; // version 4, IHL 5
@@ -169,7 +172,6 @@ inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packe
     const std::uint16_t frag = load_be16(p + ipv4_hdr::frag);
     const std::uint8_t pr = load_u8(p + ipv4_hdr::protocol);
     if (tot > b.size() - off || (frag & (ipv4_hdr::flag_mf | ipv4_hdr::offset_mask)) != 0) return false;
-    const std::size_t l4 = off + ipv4_hdr::min_len;
     const std::size_t avail = tot < ipv4_hdr::min_len ? 0 : tot - ipv4_hdr::min_len;
     const std::byte* q = p + ipv4_hdr::min_len;
     std::uint32_t hlen;
@@ -185,33 +187,51 @@ inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packe
     } else {
         return false;
     }
+    s.off = static_cast<std::uint32_t>(off);
+    s.tot = static_cast<std::uint32_t>(tot);
+    s.hlen = hlen;
+    s.frag = frag;
+    s.proto = pr;
+    return true;
+}
+
+/// parse() for the packet a director sees most (probe_v4_simple's). Precondition: `info` is
+/// default-constructed (packet_info{}); only the fields that differ from their defaults are written, so
+/// nothing is zeroed twice. Fills `info` exactly as parse() would (the director's tests check this
+/// field by field against parse() on random packets) and returns true; returns false, `info` untouched,
+/// for anything else — the caller then runs parse(), which knows every other case.
+inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packet_info& info) noexcept {
+    v4_simple s;
+    if (!probe_v4_simple(b, off, s)) return false;
+    const std::byte* p = b.data() + off;
+    const std::byte* q = p + ipv4_hdr::min_len;
     ip_info& ip = info.ip; // every field not set below keeps its default (the precondition)
     ip.af = family::v4;
-    ip.protocol = pr;
+    ip.protocol = s.proto;
     ip.ttl = load_u8(p + ipv4_hdr::ttl);
     ip.tos = load_u8(p + ipv4_hdr::tos);
-    ip.offset = static_cast<std::uint32_t>(off);
+    ip.offset = s.off;
     ip.header_len = ipv4_hdr::min_len;
-    ip.total_len = static_cast<std::uint32_t>(tot);
+    ip.total_len = s.tot;
     // Straight into the (zeroed, IPv4) address bytes: building a temporary byte by byte and copying it
     // whole would stall on store forwarding.
     std::memcpy(ip.saddr.bytes.data(), p + ipv4_hdr::saddr, 4);
     std::memcpy(ip.daddr.bytes.data(), p + ipv4_hdr::daddr, 4);
-    ip.df = (frag & ipv4_hdr::flag_df) != 0;
+    ip.df = (s.frag & ipv4_hdr::flag_df) != 0;
     ip.frag_id = load_be16(p + ipv4_hdr::id);
     l4_info& l = info.l4;
-    l.offset = static_cast<std::uint32_t>(l4);
-    l.header_len = hlen;
-    l.length = static_cast<std::uint32_t>(avail);
+    l.offset = s.off + ipv4_hdr::min_len;
+    l.header_len = s.hlen;
+    l.length = s.tot - ipv4_hdr::min_len;
     l.sport = load_be16(q); // TCP and UDP: ports first
     l.dport = load_be16(q + 2);
-    if (pr == ipproto::tcp) {
-        l.check_offset = static_cast<std::uint32_t>(l4 + tcp_hdr::check);
+    if (s.proto == ipproto::tcp) {
+        l.check_offset = l.offset + tcp_hdr::check;
         l.seq = load_be32(q + tcp_hdr::seq);
         l.ack_seq = load_be32(q + tcp_hdr::ack);
         l.tcp_flags = load_u8(q + tcp_hdr::flags);
     } else {
-        l.check_offset = static_cast<std::uint32_t>(l4 + udp_hdr::check);
+        l.check_offset = l.offset + udp_hdr::check;
     }
     return true;
 }
@@ -409,34 +429,29 @@ public:
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
         IPVS_ASSERT(out.size() >= pkts.size());
         constexpr std::size_t burst = 32;
+        constexpr std::uint8_t general = 0xff; // slot[i]: the packet takes in()
         std::array<in_tuple<4>, burst> keys;
         std::array<basic_conn<4>*, burst> found;
-        std::array<std::uint8_t, burst> slot; // keys index of packet i, or 0xff
+        std::array<detail::v4_simple, burst> lane;
+        std::array<std::uint8_t, burst> slot; // keys index of packet i, or `general`
+        *m_now = now;
         for (std::size_t base = 0; base < pkts.size(); base += burst) {
             const std::size_t n = std::min(burst, pkts.size() - base);
-            std::array<parse_result, burst> r; // default-constructed for each burst: see parse_v4_simple
             std::size_t k = 0;
             for (std::size_t i = 0; i < n; ++i) {
-                slot[i] = 0xff;
-                if (auto early = begin_packet(pkts[base + i], now, r[i])) {
-                    out[base + i] = *early;
-                    slot[i] = 0xfe; // settled
-                    continue;
-                }
-                const auto& info = r[i].info;
-                const std::uint8_t pr = info.ip.protocol;
-                if (info.ip.af == family::v4 && pr != ipproto::icmp) {
-                    // The key straight from the packet bytes (TCP, UDP, SCTP: ports first), not from
-                    // `info`, whose fields were just stored piecewise (a merged reload would stall).
-                    const std::byte* b = packet_bytes(pkts[base + i]).data();
-                    in_tuple<4>& key = keys[k];
-                    std::memcpy(key.caddr.data(), b + info.ip.offset + ipv4_hdr::saddr, 4);
-                    std::memcpy(key.vaddr.data(), b + info.ip.offset + ipv4_hdr::daddr, 4);
-                    key.cport = load_be16(b + info.l4.offset);
-                    key.vport = load_be16(b + info.l4.offset + 2);
-                    key.protocol = pr;
-                    slot[i] = static_cast<std::uint8_t>(k++);
-                }
+                slot[i] = general;
+                auto& pkt = pkts[base + i];
+                const auto b = std::span<const std::byte>(packet_bytes(pkt));
+                if (!detail::probe_v4_simple(b, l3_offset(pkt), lane[k])) continue;
+                // The key straight from the packet bytes (TCP, UDP: ports first).
+                const std::byte* ip = b.data() + lane[k].off;
+                in_tuple<4>& key = keys[k];
+                std::memcpy(key.caddr.data(), ip + ipv4_hdr::saddr, 4);
+                std::memcpy(key.vaddr.data(), ip + ipv4_hdr::daddr, 4);
+                key.cport = load_be16(ip + ipv4_hdr::min_len);
+                key.vport = load_be16(ip + ipv4_hdr::min_len + 2);
+                key.protocol = lane[k].proto;
+                slot[i] = static_cast<std::uint8_t>(k++);
             }
             m_t4.find_in_batch(std::span<const in_tuple<4>>(keys.data(), k), std::span(found.data(), k));
             // The lookup read each entry's key; the rest of a 56-byte entry (dest, timer hook) may sit on
@@ -447,15 +462,20 @@ public:
                                        3);
             const std::uint64_t gen = m_t4.generation();
             for (std::size_t i = 0; i < n; ++i) {
-                if (slot[i] == 0xfe) continue;
                 auto& pkt = pkts[base + i];
-                const auto& info = r[i].info;
-                if (slot[i] != 0xff && m_t4.generation() == gen)
-                    out[base + i] = in_af<4>(pkt, info, mark, m_t4, found[slot[i]], true);
-                else if (info.ip.af == family::v4)
-                    out[base + i] = in_af<4>(pkt, info, mark, m_t4);
-                else
-                    out[base + i] = in_af<16>(pkt, info, mark, m_t6);
+                const std::uint8_t j = slot[i];
+                if (j == general) {
+                    out[base + i] = in(pkt, now, mark);
+                    continue;
+                }
+                // A lookup made before a table change in this burst may be stale: look up again.
+                const bool fresh = m_t4.generation() == gen;
+                if (fresh && found[j] && established_lane(pkt, lane[j], *found[j], out[base + i])) continue;
+                parse_result r;
+                (void)begin_packet(pkt, now,
+                                   r); // the probe passed, so parse_v4_simple does: no early verdict
+                out[base + i] = fresh ? in_af<4>(pkt, r.info, mark, m_t4, found[j], true)
+                                      : in_af<4>(pkt, r.info, mark, m_t4);
             }
         }
     }
@@ -611,14 +631,11 @@ private:
     template <std::size_t N>
     void set_state(table_t<N>& t, basic_conn<N>& e, const std::span<const std::byte> b,
                    const packet_info& info, bool from_client) noexcept {
-        const bool nooutput = (e.flags & conn_flag::nooutput) != 0;
-        const conn_dir dir = conn_direction(from_client, nooutput);
+        const conn_dir dir = conn_direction(from_client, (e.flags & conn_flag::nooutput) != 0);
         bool established = false;
         if (e.protocol == ipproto::tcp) {
             const auto cur = static_cast<tcp_state>(e.state);
-            const auto table =
-                tcp_table_for_secure_tcp(m_sys.secure_tcp == 3 || m_defense.secure_tcp_active() ? 3 : 0);
-            const auto nxt = tcp_next_state(cur, dir, tcp_flags{info.l4.tcp_flags}, table);
+            const auto nxt = next_tcp_state(e, tcp_flags{info.l4.tcp_flags}, from_client);
             transition(e, cur, nxt);
             e.set_timeout(m_timeouts[nxt]);
             established = nxt == tcp_state::established;
@@ -641,6 +658,15 @@ private:
                 tpl.state |= template_assured;
             }
         }
+    }
+    /// The TCP state table's answer for a segment with flags `f` on `e` (spec §4: normal or secure_tcp).
+    template <std::size_t N>
+    [[nodiscard]] tcp_state next_tcp_state(const basic_conn<N>& e, tcp_flags f,
+                                           bool from_client) const noexcept {
+        const conn_dir dir = conn_direction(from_client, (e.flags & conn_flag::nooutput) != 0);
+        const auto table =
+            tcp_table_for_secure_tcp(m_sys.secure_tcp == 3 || m_defense.secure_tcp_active() ? 3 : 0);
+        return tcp_next_state(static_cast<tcp_state>(e.state), dir, f, table);
     }
     template <std::size_t N, class State>
     void transition(basic_conn<N>& e, State cur, State nxt) noexcept {
@@ -725,6 +751,50 @@ private:
         t.touch(*e);
         if (m_observer) m_observer->on_in_packet(*e, v); // sync hook
         return v;
+    }
+
+    /// in_af for the packet a busy director sees most, from in_burst's probe: IPv4 TCP/UDP without
+    /// options (probe_v4_simple), TTL > 1, checksum state none or unnecessary, of a MASQ connection to an
+    /// available IPv4 dest, a TCP segment that neither may start a connection nor moves the state (and,
+    /// in ESTABLISHED, of a confirmed entry). Does what in_af's steps do for it — stats, timeout, template
+    /// assured, the one-pass DNAT, timer, sync hook — without building a packet_info. Returns false,
+    /// nothing changed, when a condition fails: the caller takes in_af.
+    template <class P>
+    bool established_lane(P& pkt, const detail::v4_simple& s, basic_conn<4>& e, verdict& v) noexcept {
+        dest* const d = e.dest;
+        if (e.fwd() != fwd_method::masq || d == nullptr || !d->available() || d->ep.addr.af != family::v4)
+            return false;
+        const csum_state cs = checksum_state(pkt);
+        if (cs != csum_state::none && cs != csum_state::unnecessary) return false;
+        std::byte* const iph = packet_bytes(pkt).data() + s.off;
+        std::byte* const l4 = iph + ipv4_hdr::min_len;
+        if (load_u8(iph + ipv4_hdr::ttl) <= 1) return false;
+        const bool udp = s.proto == ipproto::udp;
+        std::byte* const check = l4 + (udp ? udp_hdr::check : tcp_hdr::check);
+        time_ns timeout = m_timeouts.udp;
+        if (udp) {
+            if (load_be16(check) == 0) return false; // gains a full checksum: the general path
+        } else {
+            const tcp_flags f{load_u8(l4 + tcp_hdr::flags)};
+            if (tcp_is_new_conn_packet(f)) return false;
+            const auto nxt = next_tcp_state(e, f, true);
+            if (nxt != static_cast<tcp_state>(e.state)) return false;
+            const bool est = nxt == tcp_state::established;
+            if (est && e.is_embryonic()) return false; // confirm(): the general path
+            timeout = m_timeouts[nxt];
+            if (est && e.is_controlled()) m_t4.at(e.control).state |= template_assured;
+        }
+        count_in(*d, s.tot);
+        e.set_timeout(timeout);
+        detail::forward_nat_v4_bytes(iph, l4, check, udp, nat_dir::dnat, d->ep.addr.v4_host(),
+                                     load_be16(l4 + 2), e.dport());
+        m_t4.touch(e);
+        v = verdict{};
+        v.act = action::forward;
+        v.method = fwd_method::masq;
+        v.to = d;
+        if (m_observer) m_observer->on_in_packet(e, v); // sync hook
+        return true;
     }
 
     enum class sched_outcome : std::uint8_t { created, leave, full };

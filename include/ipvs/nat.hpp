@@ -195,6 +195,31 @@ template <class P>
     return nat_rewrite(pkt, r.info, dir, to, to_port);
 }
 
+namespace detail {
+/// forward_nat_v4's rewrite once every check has passed: `iph` an IPv4 header without options, `l4` its
+/// TCP or UDP header, `check` the L4 checksum field (non-zero for UDP), `old_port` the port being
+/// replaced (host order). The director's established lane calls it straight from its own checks.
+inline void forward_nat_v4_bytes(std::byte* iph, std::byte* l4, std::byte* check, bool udp, nat_dir dir,
+                                 std::uint32_t new_a, std::uint16_t old_port,
+                                 std::uint16_t to_port) noexcept {
+    const bool snat = dir == nat_dir::snat;
+    // The header's five words, read before any store (a wide load of bytes just stored narrowly
+    // stalls store forwarding); the new header sum comes from the new words in registers.
+    std::uint32_t w[5];
+    for (int i = 0; i < 5; ++i) w[i] = load_be32(iph + 4 * i);
+    const std::uint32_t old_a = w[snat ? 3 : 4];
+    w[snat ? 3 : 4] = new_a;
+    w[2] = (w[2] - 0x01000000U) & 0xffff0000U; // TTL − 1, checksum field zero
+    const std::uint64_t hs = std::uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+    std::uint16_t n = csum_update16(csum_update32(load_be16(check), old_a, new_a), old_port, to_port);
+    if (udp && n == 0) n = 0xffff; // CSUM_MANGLED_0
+    store_be16(check, n);
+    store_be16(l4 + (snat ? 0 : 2), to_port);
+    store_be32(iph + ipv4_hdr::ttl, w[2] | static_cast<std::uint16_t>(~csum_fold(hs))); // TTL, proto, check
+    store_be32(iph + (snat ? ipv4_hdr::saddr : ipv4_hdr::daddr), new_a);
+}
+} // namespace detail
+
 /// forward_ttl and nat_rewrite in one pass for the packet a director sees most — IPv4 without options,
 /// unfragmented TCP, or UDP with a checksum, the view's checksum state none or unnecessary — producing
 /// exactly the bytes of the two calls: TTL − 1, the address and port, the L4 checksum by the same RFC
@@ -217,23 +242,9 @@ template <class P>
     std::byte* check = b.data() + info.l4.check_offset;
     const std::uint16_t c = load_be16(check);
     if (pr == ipproto::udp && c == 0) return false; // gains a full checksum: the general path
-    const bool snat = dir == nat_dir::snat;
-    const std::uint32_t new_a = to.v4_host();
-    // The header's five words, read before any store (a wide load of bytes just stored narrowly
-    // stalls store forwarding); the new header sum comes from the new words in registers.
-    std::uint32_t w[5];
-    for (int i = 0; i < 5; ++i) w[i] = load_be32(iph + 4 * i);
-    const std::uint32_t old_a = w[snat ? 3 : 4];
-    w[snat ? 3 : 4] = new_a;
-    w[2] = (w[2] - 0x01000000U) & 0xffff0000U; // TTL − 1, checksum field zero
-    const std::uint64_t hs = std::uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
-    const std::uint16_t old_p = snat ? info.l4.sport : info.l4.dport;
-    std::uint16_t n = csum_update16(csum_update32(c, old_a, new_a), old_p, to_port);
-    if (pr == ipproto::udp && n == 0) n = 0xffff; // CSUM_MANGLED_0
-    store_be16(check, n);
-    store_be16(b.data() + info.l4.offset + (snat ? 0 : 2), to_port);
-    store_be32(iph + ipv4_hdr::ttl, w[2] | static_cast<std::uint16_t>(~csum_fold(hs))); // TTL, proto, check
-    store_be32(iph + (snat ? ipv4_hdr::saddr : ipv4_hdr::daddr), new_a);
+    const std::uint16_t old_p = dir == nat_dir::snat ? info.l4.sport : info.l4.dport;
+    detail::forward_nat_v4_bytes(iph, b.data() + info.l4.offset, check, pr == ipproto::udp, dir, to.v4_host(),
+                                 old_p, to_port);
     return true;
 }
 
