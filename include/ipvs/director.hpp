@@ -67,6 +67,7 @@
 #include <ipvs/conn_table.hpp>
 #include <ipvs/flow_hash.hpp>
 #include <ipvs/icmp.hpp>
+#include <ipvs/memory.hpp>
 #include <ipvs/nat.hpp>
 #include <ipvs/packet_view.hpp>
 #include <ipvs/parse.hpp>
@@ -147,6 +148,7 @@ struct service_config {
 struct director_config {
     std::size_t capacity_v4 = 1 << 16;
     std::size_t capacity_v6 = 1 << 14;
+    bool huge_pages = true;        ///< back the connection tables with transparent huge pages (memory.hpp)
     std::uint32_t path_mtu = 1500; ///< MTU towards the real servers (tunnels, DF checks)
     inet_addr tunnel_src_v4{};     ///< outer source address of IPv4 tunnels (the director's own)
     inet_addr tunnel_src_v6{};
@@ -200,10 +202,9 @@ inline bool probe_v4_simple(std::span<const std::byte> b, std::size_t off, v4_si
 /// nothing is zeroed twice. Fills `info` exactly as parse() would (the director's tests check this
 /// field by field against parse() on random packets) and returns true; returns false, `info` untouched,
 /// for anything else — the caller then runs parse(), which knows every other case.
-inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packet_info& info) noexcept {
-    v4_simple s;
-    if (!probe_v4_simple(b, off, s)) return false;
-    const std::byte* p = b.data() + off;
+/// parse_v4_simple's second half: fills `info` (default-constructed) from a packet probe_v4_simple accepted.
+inline void fill_v4_simple(std::span<const std::byte> b, const v4_simple& s, packet_info& info) noexcept {
+    const std::byte* p = b.data() + s.off;
     const std::byte* q = p + ipv4_hdr::min_len;
     ip_info& ip = info.ip; // every field not set below keeps its default (the precondition)
     ip.af = family::v4;
@@ -233,6 +234,12 @@ inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packe
     } else {
         l.check_offset = l.offset + udp_hdr::check;
     }
+}
+
+inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packet_info& info) noexcept {
+    v4_simple s;
+    if (!probe_v4_simple(b, off, s)) return false;
+    fill_v4_simple(b, s, info);
     return true;
 }
 
@@ -259,7 +266,7 @@ class director {
         [[nodiscard]] time_ns now() const noexcept { return *t; }
     };
     template <std::size_t N>
-    using table_t = conn_table<basic_conn<N>, flow_hasher, clock_ref>;
+    using table_t = conn_table<basic_conn<N>, flow_hasher, clock_ref, huge_page_allocator<basic_conn<N>>>;
 
 public:
     using svc_type = service<sched::any_scheduler>;
@@ -273,8 +280,10 @@ public:
 
     explicit director(director_config cfg = {}, director_sysctl sys = {})
         : m_now(std::make_unique<time_ns>(0)), m_cfg(cfg), m_sys(sys),
-          m_t4(conn_table_config{.capacity = cfg.capacity_v4}, flow_hasher(), clock_ref{m_now.get()}),
-          m_t6(conn_table_config{.capacity = cfg.capacity_v6}, flow_hasher(), clock_ref{m_now.get()}) {}
+          m_t4(conn_table_config{.capacity = cfg.capacity_v4}, flow_hasher(), clock_ref{m_now.get()},
+               huge_page_allocator<basic_conn<4>>(cfg.huge_pages)),
+          m_t6(conn_table_config{.capacity = cfg.capacity_v6}, flow_hasher(), clock_ref{m_now.get()},
+               huge_page_allocator<basic_conn<16>>(cfg.huge_pages)) {}
 
     director(const director&) = delete;
     director& operator=(const director&) = delete;
@@ -414,7 +423,23 @@ public:
     template <class P>
     [[nodiscard]] verdict in(P& pkt, time_ns now, std::uint32_t mark = 0) noexcept {
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
+        *m_now = now;
+        const auto b = std::span<const std::byte>(packet_bytes(pkt));
+        detail::v4_simple s;
+        basic_conn<4>* e = nullptr;
+        const bool looked_up = detail::probe_v4_simple(b, l3_offset(pkt), s);
+        if (looked_up) {
+            in_tuple<4> key;
+            lane_key(b.data() + s.off, s.proto, key);
+            e = m_t4.find_in(key);
+            verdict v;
+            if (e && established_lane(pkt, s, *e, v)) return v;
+        }
         parse_result r;
+        if (looked_up) { // parse_v4_simple's result without probing again
+            detail::fill_v4_simple(b, s, r.info);
+            return in_af<4>(pkt, r.info, mark, m_t4, e, true);
+        }
         if (auto early = begin_packet(pkt, now, r)) return *early;
         if (r.info.ip.af == family::v4) return in_af<4>(pkt, r.info, mark, m_t4);
         return in_af<16>(pkt, r.info, mark, m_t6);
@@ -443,14 +468,7 @@ public:
                 auto& pkt = pkts[base + i];
                 const auto b = std::span<const std::byte>(packet_bytes(pkt));
                 if (!detail::probe_v4_simple(b, l3_offset(pkt), lane[k])) continue;
-                // The key straight from the packet bytes (TCP, UDP: ports first).
-                const std::byte* ip = b.data() + lane[k].off;
-                in_tuple<4>& key = keys[k];
-                std::memcpy(key.caddr.data(), ip + ipv4_hdr::saddr, 4);
-                std::memcpy(key.vaddr.data(), ip + ipv4_hdr::daddr, 4);
-                key.cport = load_be16(ip + ipv4_hdr::min_len);
-                key.vport = load_be16(ip + ipv4_hdr::min_len + 2);
-                key.protocol = lane[k].proto;
+                lane_key(b.data() + lane[k].off, lane[k].proto, keys[k]);
                 slot[i] = static_cast<std::uint8_t>(k++);
             }
             m_t4.find_in_batch(std::span<const in_tuple<4>>(keys.data(), k), std::span(found.data(), k));
@@ -472,8 +490,7 @@ public:
                 const bool fresh = m_t4.generation() == gen;
                 if (fresh && found[j] && established_lane(pkt, lane[j], *found[j], out[base + i])) continue;
                 parse_result r;
-                (void)begin_packet(pkt, now,
-                                   r); // the probe passed, so parse_v4_simple does: no early verdict
+                detail::fill_v4_simple(std::span<const std::byte>(packet_bytes(pkt)), lane[j], r.info);
                 out[base + i] = fresh ? in_af<4>(pkt, r.info, mark, m_t4, found[j], true)
                                       : in_af<4>(pkt, r.info, mark, m_t4);
             }
@@ -753,7 +770,18 @@ private:
         return v;
     }
 
-    /// in_af for the packet a busy director sees most, from in_burst's probe: IPv4 TCP/UDP without
+    /// The in-lookup key of a packet probe_v4_simple accepted, straight from its bytes (TCP, UDP: ports
+    /// first) — not from a packet_info whose fields were just stored piecewise (a merged reload stalls).
+    /// Written in place: a copy of a key just built byte-wise would stall on store forwarding.
+    static void lane_key(const std::byte* ip, std::uint8_t proto, in_tuple<4>& key) noexcept {
+        std::memcpy(key.caddr.data(), ip + ipv4_hdr::saddr, 4);
+        std::memcpy(key.vaddr.data(), ip + ipv4_hdr::daddr, 4);
+        key.cport = load_be16(ip + ipv4_hdr::min_len);
+        key.vport = load_be16(ip + ipv4_hdr::min_len + 2);
+        key.protocol = proto;
+    }
+
+    /// in_af for the packet a busy director sees most, from in()'s or in_burst's probe: IPv4 TCP/UDP without
     /// options (probe_v4_simple), TTL > 1, checksum state none or unnecessary, of a MASQ connection to an
     /// available IPv4 dest, a TCP segment that neither may start a connection nor moves the state (and,
     /// in ESTABLISHED, of a confirmed entry). Does what in_af's steps do for it — stats, timeout, template
@@ -878,7 +906,16 @@ private:
             tpl);
         if (!ins) return sched_outcome::full;
         e = ins.entry;
-        bind(*d, conn_counter::inactive);
+        // The kernel binds the connection inactive and its first state change (a SYN: NONE → SYN_RECV)
+        // moves it to active inside the same packet; nothing can look in between, so a TCP connection
+        // whose first state counts as active is bound active at once — one scheduler index update
+        // instead of two, the same counters after the packet.
+        if (pr == ipproto::tcp && is_active(next_tcp_state(*e, tcp_flags{info.l4.tcp_flags}, true))) {
+            e->flags &= ~conn_flag::inactive;
+            bind(*d, conn_counter::active);
+        } else {
+            bind(*d, conn_counter::inactive);
+        }
         if (tpl) t.touch(*tpl); // insert() linked the connection to its template
         return sched_outcome::created;
     }

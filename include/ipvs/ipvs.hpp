@@ -58,4 +58,5 @@
 #include <ipvs/director.hpp>
 #include <ipvs/flow_hash.hpp>
 #include <ipvs/io.hpp>
+#include <ipvs/memory.hpp>
 #include <ipvs/timer_wheel.hpp>
