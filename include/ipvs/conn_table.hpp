@@ -743,6 +743,16 @@ private:
                 }
                 if (!r && m_groups[s2.g].ovf != 0)
                     r = probe_from(s2.h, next_group(s2.g), [&](const Entry& x) { return match(x, k); });
+                if (!r) {
+                    // A miss is most often a new connection about to be inserted: the slot it will take
+                    // (the home group's first free one) is fetched for writing now, with the burst's other
+                    // misses, instead of stalling the insert on its own.
+                    if (const std::uint32_t free = detail::match_tag(m_groups[s2.g].tag, 0)) {
+                        const Entry* p = &entries[std::countr_zero(free)];
+                        __builtin_prefetch(p, 1, 3);
+                        __builtin_prefetch(reinterpret_cast<const char*>(p) + sizeof(Entry) - 1, 1, 3);
+                    }
+                }
                 out[i] = r;
             }
         }
