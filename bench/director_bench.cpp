@@ -163,6 +163,20 @@ struct baseline_hash {
         return std::hash<std::uint64_t>()((std::uint64_t{k.saddr} << 16) | k.sport);
     }
 };
+using baseline_value = std::pair<std::uint32_t, std::uint16_t>;
+/// The baselines' NAT: the real server's address and port written, TTL − 1, both checksums recomputed.
+void baseline_rewrite(std::byte* p, const baseline_value& rs) noexcept {
+    ipvs::store_be32(p + 16, rs.first);
+    ipvs::store_be16(p + 22, rs.second);
+    p[8] = std::byte{static_cast<std::uint8_t>(std::to_integer<unsigned>(p[8]) - 1)};
+    ipvs::store_be16(p + 10, 0);
+    ipvs::store_be16(p + 10, ipvs::internet_checksum(std::span<const std::byte>(p, 20)));
+    ipvs::store_be16(p + 36, 0);
+    const auto s = ipvs::inet_addr::load(ipvs::family::v4, p + 12),
+               d = ipvs::inet_addr::load(ipvs::family::v4, p + 16);
+    ipvs::store_be16(p + 36, ipvs::internet_checksum(std::span<const std::byte>(p + 20, 20),
+                                                     ipvs::pseudo_header(s, d, 6, 20)));
+}
 template <class Map>
 void baseline_established(benchmark::State& st) {
     const auto n = static_cast<std::size_t>(st.range(0));
@@ -180,24 +194,12 @@ void baseline_established(benchmark::State& st) {
         ring.fill(stream, i);
         std::byte* p = ring.pkts[0].data();
         const auto it = table.find({ipvs::load_be32(p + 12), ipvs::load_be16(p + 20)});
-        if (it != table.end()) {
-            ipvs::store_be32(p + 16, it->second.first);
-            ipvs::store_be16(p + 22, it->second.second);
-            p[8] = std::byte{static_cast<std::uint8_t>(std::to_integer<unsigned>(p[8]) - 1)};
-            ipvs::store_be16(p + 10, 0);
-            ipvs::store_be16(p + 10, ipvs::internet_checksum(std::span<const std::byte>(p, 20)));
-            ipvs::store_be16(p + 36, 0);
-            const auto s = ipvs::inet_addr::load(ipvs::family::v4, p + 12),
-                       d = ipvs::inet_addr::load(ipvs::family::v4, p + 16);
-            ipvs::store_be16(p + 36, ipvs::internet_checksum(std::span<const std::byte>(p + 20, 20),
-                                                             ipvs::pseudo_header(s, d, 6, 20)));
-        }
+        if (it != table.end()) baseline_rewrite(p, it->second);
         sum += 1 + packet_sum(ring.pkts[0]);
     }
     st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
     st.counters["result"] = static_cast<double>(sum % 1000003);
 }
-using baseline_value = std::pair<std::uint32_t, std::uint16_t>;
 void BM_baseline_established(benchmark::State& st) {
     baseline_established<std::unordered_map<baseline_key, baseline_value, baseline_hash>>(st);
 }
@@ -282,6 +284,46 @@ void BM_director_new_conn_burst(benchmark::State& st) {
     st.counters["forwarded"] = static_cast<double>(fwd) / static_cast<double>(st.iterations() * burst);
 }
 
+// Baseline for new connections: the same SYNs into a hash map — a lookup that misses, a real server
+// picked round-robin, the insert, the rewrite with full checksums; no states, timers or counters. As in
+// BM_director_new_conn the map is emptied, untimed, when the pool of distinct clients wraps.
+template <class Map>
+void baseline_new_conn(benchmark::State& st) {
+    constexpr std::uint32_t pool = syn_fixture::pool;
+    std::vector<bytes> syns;
+    syns.reserve(pool);
+    for (std::uint32_t i = 0; i < pool; ++i) syns.push_back(make_packet(i, ipvs::tcp_flag::syn));
+    Map table;
+    table.reserve(std::size_t{1} << 20); // the director's table holds 2^20 too
+    bytes pkt(40);
+    std::uint64_t sum = 0;
+    std::uint32_t i = 0, next_rs = 0;
+    for (auto _ : st) {
+        std::memcpy(pkt.data(), syns[i].data(), 40);
+        auto* p = reinterpret_cast<std::byte*>(pkt.data());
+        const auto [it, inserted] =
+            table.try_emplace(baseline_key{ipvs::load_be32(p + 12), ipvs::load_be16(p + 20)},
+                              baseline_value{0x0a00020bU + next_rs, 8080});
+        if (inserted) next_rs = (next_rs + 1) % 8;
+        baseline_rewrite(p, it->second);
+        sum += pkt[19] + pkt[36];
+        if (++i == pool) {
+            i = 0;
+            st.PauseTiming();
+            table.clear();
+            st.ResumeTiming();
+        }
+    }
+    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+    st.counters["result"] = static_cast<double>(sum % 1000003);
+}
+void BM_baseline_new_conn(benchmark::State& st) {
+    baseline_new_conn<std::unordered_map<baseline_key, baseline_value, baseline_hash>>(st);
+}
+void BM_baseline_flat_new_conn(benchmark::State& st) {
+    baseline_new_conn<boost::unordered_flat_map<baseline_key, baseline_value, baseline_hash>>(st);
+}
+
 // The rewrite alone: DNAT of a parsed IPv4 TCP packet (RFC 1624 updates), vs a full recompute baseline.
 void BM_rewrite_nat(benchmark::State& st) {
     auto base = make_packet(7, ipvs::tcp_flag::ack);
@@ -336,6 +378,8 @@ BENCHMARK(BM_baseline_established)->Apply(sizes);
 BENCHMARK(BM_baseline_flat_established)->Apply(sizes);
 BENCHMARK(BM_director_new_conn);
 BENCHMARK(BM_director_new_conn_burst);
+BENCHMARK(BM_baseline_new_conn);
+BENCHMARK(BM_baseline_flat_new_conn);
 BENCHMARK(BM_rewrite_nat);
 BENCHMARK(BM_rewrite_full_recompute);
 
