@@ -3,6 +3,7 @@
 // forward_nat_v4 vs forward_ttl + nat_rewrite, in_burst vs in() one packet at a time.
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <random>
 
 #include <ipvs/director.hpp>
@@ -153,9 +154,10 @@ TEST_CASE("forward_nat_v4: the same bytes as forward_ttl + nat_rewrite, or the p
 
 namespace {
 
-/// Two directors configured alike: wrr on :80 (TCP), a UDP service on :81, a persistent TCP service on :82.
-std::unique_ptr<director> make_burst_director() {
-    auto d = std::make_unique<director>();
+/// A director (with or without its fast paths): wrr on :80 (TCP), a UDP service on :81, a persistent TCP
+/// service on :82.
+std::unique_ptr<director> make_burst_director(bool fast) {
+    auto d = std::make_unique<director>(director_config{.fast_paths = fast});
     service_config c;
     c.vip = *parse_endpoint("10.0.0.100:80");
     c.scheduler = "wrr";
@@ -186,12 +188,39 @@ bytes flow_packet(std::mt19937& rng, unsigned h, std::uint16_t sport, std::uint1
                              test::tcp_segment(sport, vport, flags, {}, payload), {}, ipv4_hdr::flag_df, 64);
 }
 
+/// The real server's answer to a forwarded IPv4 TCP/UDP packet (addresses and ports swapped), or nothing.
+std::optional<bytes> reply_to(std::mt19937& rng, const bytes& fwd) {
+    const auto r = parse(fwd);
+    if (!r.ok() || r.info.ip.af != family::v4 || r.info.ip.is_fragment()) return std::nullopt;
+    const auto& ip = r.info.ip;
+    const auto& l = r.info.l4;
+    bytes payload(rng() % 2 == 0 ? rng() % 100 : 0);
+    for (auto& x : payload) x = static_cast<std::uint8_t>(rng());
+    bytes l4;
+    if (ip.protocol == ipproto::tcp) {
+        const unsigned f = rng() % 30;
+        const std::uint8_t flags = f == 0   ? (tcp_flag::syn | tcp_flag::ack)
+                                   : f == 1 ? (tcp_flag::fin | tcp_flag::ack)
+                                   : f == 2 ? tcp_flag::rst
+                                            : tcp_flag::ack;
+        l4 = test::tcp_segment(l.dport, l.sport, flags, {}, payload);
+    } else if (ip.protocol == ipproto::udp) {
+        l4 = test::udp_datagram(l.dport, l.sport, payload);
+    } else {
+        return std::nullopt;
+    }
+    return test::ipv4_packet(ip.protocol, to_string(ip.daddr).c_str(), to_string(ip.saddr).c_str(), l4, {},
+                             ipv4_hdr::flag_df, static_cast<std::uint8_t>(rng() % 20 == 0 ? 1 : 64));
+}
+
 } // namespace
 
-TEST_CASE("in_burst: verdicts, bytes, connections and counters identical to in() packet by packet") {
-    auto one = make_burst_director(), many = make_burst_director();
+TEST_CASE(
+    "in_burst / out_burst with the lanes: verdicts, bytes, connections and counters as the general path's") {
+    // `one`: the general path, a packet at a time; `many`: the lanes and batched bursts.
+    auto one = make_burst_director(false), many = make_burst_director(true);
     std::mt19937 rng(32);
-    int packets = 0, forwarded = 0;
+    int packets = 0, forwarded = 0, replies = 0;
     for (int round = 0; round < 300; ++round) {
         std::vector<bytes> a;
         const std::size_t n = 1 + rng() % 45; // bursts shorter and longer than 32
@@ -229,6 +258,22 @@ TEST_CASE("in_burst: verdicts, bytes, connections and counters identical to in()
             forwarded += va[i].act == action::forward;
             ++packets;
         }
+        // The real servers answer what was forwarded to them: out() one at a time vs out_burst().
+        std::vector<bytes> ra;
+        for (std::size_t i = 0; i < n; ++i)
+            if (va[i].act == action::forward)
+                if (auto r = reply_to(rng, a[i])) ra.push_back(std::move(*r));
+        std::vector<bytes> rb = ra;
+        std::vector<verdict> wa(ra.size()), wb(ra.size());
+        for (std::size_t i = 0; i < ra.size(); ++i) wa[i] = one->out(ra[i], now);
+        many->out_burst(std::span(rb), std::span(wb), now);
+        for (std::size_t i = 0; i < ra.size(); ++i) {
+            CHECK(static_cast<int>(wa[i].act) == static_cast<int>(wb[i].act));
+            CHECK(static_cast<int>(wa[i].reason) == static_cast<int>(wb[i].reason));
+            CHECK(((wa[i].to == nullptr) == (wb[i].to == nullptr)));
+            CHECK(ra[i] == rb[i]);
+            replies += wa[i].act == action::forward;
+        }
         // Every connection's state and time left, every dest's counters and stats.
         CHECK(list_conns(*one, now) == list_conns(*many, now));
         CHECK(list_services(*one) == list_services(*many));
@@ -238,6 +283,8 @@ TEST_CASE("in_burst: verdicts, bytes, connections and counters identical to in()
             (void)many->poll(now + std::chrono::seconds(70));
         }
     }
-    MESSAGE(packets << " packets compared, " << forwarded << " forwarded");
+    MESSAGE(packets << " packets compared, " << forwarded << " forwarded, " << replies
+                    << " replies forwarded");
     CHECK(forwarded > 2000);
+    CHECK(replies > 1500);
 }

@@ -58,6 +58,7 @@
 //   never matches, even for a service on port 65535).
 // - *_batch: the same answers for a burst of keys through a rolling three-stage software pipeline
 //   (hash + prefetch the metadata; match tags + prefetch the entry; resolve), 16 keys apart.
+//   find_in_batch also prefetches, for writing, the slot a missed key's insert would take.
 //
 // Expiry (spec §3.6): insert arms the entry's timer at now + timeout, touch() re-arms it (a single
 // store when the deadline moves later), expire() polls the wheel. An entry that fires while it
@@ -385,7 +386,7 @@ public:
     /// find_in for a burst: out[i] = find_in(keys[i]). Precondition: out.size() >= keys.size().
     void find_in_batch(std::span<const in_type> keys, std::span<Entry*> out) noexcept {
         IPVS_ASSERT(out.size() >= keys.size());
-        batch(keys, out, [](const Entry& x, const in_type& k) { return match_in(x, k); });
+        batch<true>(keys, out, [](const Entry& x, const in_type& k) { return match_in(x, k); });
         if (m_no_cport != 0)
             for (std::size_t i = 0; i < keys.size(); ++i)
                 if (!out[i]) out[i] = retry_no_cport(keys[i]);
@@ -396,7 +397,7 @@ public:
     /// find_out for a burst.
     void find_out_batch(std::span<const out_type> keys, std::span<Entry*> out) noexcept {
         IPVS_ASSERT(out.size() >= keys.size());
-        batch(keys, out, [](const Entry& x, const out_type& k) { return match_out(x, k); });
+        batch<false>(keys, out, [](const Entry& x, const out_type& k) { return match_out(x, k); });
     }
 
     // --- insert / remove ----------------------------------------------------------------------------
@@ -700,7 +701,7 @@ private:
     /// prefetched, key j − 2D is resolved (falling back to the scalar probe past the home group).
     /// D = 16 keeps up to ~32 lines requested ahead: enough lead for a ~300 ns DRAM latency (measured on
     /// the benchmark VM) at ~10 ns of work a key; deeper did not help there.
-    template <class Key, class Match>
+    template <bool PrefetchInsert, class Key, class Match>
     void batch(std::span<const Key> keys, std::span<Entry*> out, Match match) noexcept {
         constexpr std::size_t depth = 16, ring = 64; // ring ≥ 2·depth + 1, a power of two
         struct stage {
@@ -743,7 +744,7 @@ private:
                 }
                 if (!r && m_groups[s2.g].ovf != 0)
                     r = probe_from(s2.h, next_group(s2.g), [&](const Entry& x) { return match(x, k); });
-                if (!r) {
+                if (PrefetchInsert && !r) {
                     // A miss is most often a new connection about to be inserted: the slot it will take
                     // (the home group's first free one) is fetched for writing now, with the burst's other
                     // misses, instead of stalling the insert on its own.

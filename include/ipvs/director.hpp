@@ -148,7 +148,10 @@ struct service_config {
 struct director_config {
     std::size_t capacity_v4 = 1 << 16;
     std::size_t capacity_v6 = 1 << 14;
-    bool huge_pages = true;        ///< back the connection tables with transparent huge pages (memory.hpp)
+    bool huge_pages = true; ///< back the connection tables with transparent huge pages (memory.hpp)
+    /// The established lanes and batched bursts (off: every packet takes the general path, one at a
+    /// time — the same results, slower; for differential tests).
+    bool fast_paths = true;
     std::uint32_t path_mtu = 1500; ///< MTU towards the real servers (tunnels, DF checks)
     inet_addr tunnel_src_v4{};     ///< outer source address of IPv4 tunnels (the director's own)
     inet_addr tunnel_src_v6{};
@@ -427,7 +430,7 @@ public:
         const auto b = std::span<const std::byte>(packet_bytes(pkt));
         detail::v4_simple s;
         basic_conn<4>* e = nullptr;
-        const bool looked_up = detail::probe_v4_simple(b, l3_offset(pkt), s);
+        const bool looked_up = m_cfg.fast_paths && detail::probe_v4_simple(b, l3_offset(pkt), s);
         if (looked_up) {
             in_tuple<4> key;
             lane_key(b.data() + s.off, s.proto, key);
@@ -445,63 +448,39 @@ public:
         return in_af<16>(pkt, r.info, mark, m_t6);
     }
 
-    /// A burst of client-side packets (ip_vs_in for each, in order): out[i] is in(pkts[i], now, mark).
+    /// A burst of client-side packets (ip_vs_in for each, in order): res[i] is in(pkts[i], now, mark).
     /// The IPv4 lookups of up to 32 packets at a time go through the table's prefetching batch, so
     /// their cache misses overlap instead of queueing; a packet after one that changed the table (a
-    /// new or expired connection) is looked up again. Precondition: out.size() >= pkts.size().
+    /// new or expired connection) is looked up again. Precondition: res.size() >= pkts.size().
     template <class P>
-    void in_burst(std::span<P> pkts, std::span<verdict> out, time_ns now, std::uint32_t mark = 0) noexcept {
+    void in_burst(std::span<P> pkts, std::span<verdict> res, time_ns now, std::uint32_t mark = 0) noexcept {
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
-        IPVS_ASSERT(out.size() >= pkts.size());
-        constexpr std::size_t burst = 32;
-        constexpr std::uint8_t general = 0xff; // slot[i]: the packet takes in()
-        std::array<in_tuple<4>, burst> keys;
-        std::array<basic_conn<4>*, burst> found;
-        std::array<detail::v4_simple, burst> lane;
-        std::array<std::uint8_t, burst> slot; // keys index of packet i, or `general`
-        *m_now = now;
-        for (std::size_t base = 0; base < pkts.size(); base += burst) {
-            const std::size_t n = std::min(burst, pkts.size() - base);
-            std::size_t k = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                slot[i] = general;
-                auto& pkt = pkts[base + i];
-                const auto b = std::span<const std::byte>(packet_bytes(pkt));
-                if (!detail::probe_v4_simple(b, l3_offset(pkt), lane[k])) continue;
-                lane_key(b.data() + lane[k].off, lane[k].proto, keys[k]);
-                slot[i] = static_cast<std::uint8_t>(k++);
-            }
-            m_t4.find_in_batch(std::span<const in_tuple<4>>(keys.data(), k), std::span(found.data(), k));
-            // The lookup read each entry's key; the rest of a 56-byte entry (dest, timer hook) may sit on
-            // the next cache line: ask for all of them before the first packet needs its own.
-            for (std::size_t j = 0; j < k; ++j)
-                if (found[j])
-                    __builtin_prefetch(reinterpret_cast<const char*>(found[j]) + sizeof(basic_conn<4>) - 1, 1,
-                                       3);
-            const std::uint64_t gen = m_t4.generation();
-            for (std::size_t i = 0; i < n; ++i) {
-                auto& pkt = pkts[base + i];
-                const std::uint8_t j = slot[i];
-                if (j == general) {
-                    out[base + i] = in(pkt, now, mark);
-                    continue;
-                }
-                // A lookup made before a table change in this burst may be stale: look up again.
-                const bool fresh = m_t4.generation() == gen;
-                if (fresh && found[j] && established_lane(pkt, lane[j], *found[j], out[base + i])) continue;
-                parse_result r;
-                detail::fill_v4_simple(std::span<const std::byte>(packet_bytes(pkt)), lane[j], r.info);
-                out[base + i] = fresh ? in_af<4>(pkt, r.info, mark, m_t4, found[j], true)
-                                      : in_af<4>(pkt, r.info, mark, m_t4);
-            }
-        }
+        run_burst<true>(pkts, res, now, mark);
+    }
+    /// The same for packets from the real-server side: res[i] is out(pkts[i], now).
+    template <class P>
+    void out_burst(std::span<P> pkts, std::span<verdict> res, time_ns now) noexcept {
+        IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
+        run_burst<false>(pkts, res, now, 0);
     }
 
     /// A packet from the real-server side (ip_vs_out).
     template <class P>
     [[nodiscard]] verdict out(P& pkt, time_ns now) noexcept {
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
+        *m_now = now;
+        const auto b = std::span<const std::byte>(packet_bytes(pkt));
+        detail::v4_simple s;
         parse_result r;
+        if (m_cfg.fast_paths && detail::probe_v4_simple(b, l3_offset(pkt), s)) {
+            out_tuple<4> key;
+            lane_key(b.data() + s.off, s.proto, key);
+            basic_conn<4>* e = m_t4.find_out(key);
+            verdict v;
+            if (e && reply_lane(pkt, s, *e, v)) return v;
+            detail::fill_v4_simple(b, s, r.info); // parse_v4_simple's result without probing again
+            return out_af<4>(pkt, r.info, m_t4, e, true);
+        }
         if (auto early = begin_packet(pkt, now, r)) return *early;
         if (r.info.ip.af == family::v4) return out_af<4>(pkt, r.info, m_t4);
         return out_af<16>(pkt, r.info, m_t6);
@@ -780,6 +759,89 @@ private:
         key.vport = load_be16(ip + ipv4_hdr::min_len + 2);
         key.protocol = proto;
     }
+    /// The out-lookup key of a reply probe_v4_simple accepted (source: the real server, destination: the
+    /// client).
+    static void lane_key(const std::byte* ip, std::uint8_t proto, out_tuple<4>& key) noexcept {
+        std::memcpy(key.daddr.data(), ip + ipv4_hdr::saddr, 4);
+        std::memcpy(key.caddr.data(), ip + ipv4_hdr::daddr, 4);
+        key.dport = load_be16(ip + ipv4_hdr::min_len);
+        key.cport = load_be16(ip + ipv4_hdr::min_len + 2);
+        key.protocol = proto;
+    }
+
+    /// in_burst and out_burst: probe and key every packet, one batch lookup, then each packet in order
+    /// through its lane or the general path.
+    template <bool In, class P>
+    void run_burst(std::span<P> pkts, std::span<verdict> res, time_ns now, std::uint32_t mark) noexcept {
+        IPVS_ASSERT(res.size() >= pkts.size());
+        using key_type = std::conditional_t<In, in_tuple<4>, out_tuple<4>>;
+        constexpr std::size_t burst = 32;
+        constexpr std::uint8_t general = 0xff; // slot[i]: the packet takes in() / out()
+        std::array<key_type, burst> keys;
+        std::array<basic_conn<4>*, burst> found;
+        std::array<detail::v4_simple, burst> lane;
+        std::array<std::uint8_t, burst> slot; // keys index of packet i, or `general`
+        *m_now = now;
+        if (!m_cfg.fast_paths) {
+            for (std::size_t i = 0; i < pkts.size(); ++i) {
+                if constexpr (In)
+                    res[i] = in(pkts[i], now, mark);
+                else
+                    res[i] = out(pkts[i], now);
+            }
+            return;
+        }
+        for (std::size_t base = 0; base < pkts.size(); base += burst) {
+            const std::size_t n = std::min(burst, pkts.size() - base);
+            std::size_t k = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                slot[i] = general;
+                auto& pkt = pkts[base + i];
+                const auto b = std::span<const std::byte>(packet_bytes(pkt));
+                if (!detail::probe_v4_simple(b, l3_offset(pkt), lane[k])) continue;
+                lane_key(b.data() + lane[k].off, lane[k].proto, keys[k]);
+                slot[i] = static_cast<std::uint8_t>(k++);
+            }
+            const auto ks = std::span<const key_type>(keys.data(), k);
+            if constexpr (In)
+                m_t4.find_in_batch(ks, std::span(found.data(), k));
+            else
+                m_t4.find_out_batch(ks, std::span(found.data(), k));
+            // The lookup read each entry's key; the rest of a 56-byte entry (dest, timer hook) may sit on
+            // the next cache line: ask for all of them before the first packet needs its own.
+            for (std::size_t j = 0; j < k; ++j)
+                if (found[j])
+                    __builtin_prefetch(reinterpret_cast<const char*>(found[j]) + sizeof(basic_conn<4>) - 1, 1,
+                                       3);
+            const std::uint64_t gen = m_t4.generation();
+            for (std::size_t i = 0; i < n; ++i) {
+                auto& pkt = pkts[base + i];
+                verdict& v = res[base + i];
+                const std::uint8_t j = slot[i];
+                if (j == general) {
+                    if constexpr (In)
+                        v = in(pkt, now, mark);
+                    else
+                        v = out(pkt, now);
+                    continue;
+                }
+                // A lookup made before a table change in this burst may be stale: look up again.
+                const bool fresh = m_t4.generation() == gen;
+                basic_conn<4>* e = fresh ? found[j] : nullptr;
+                if constexpr (In) {
+                    if (e && established_lane(pkt, lane[j], *e, v)) continue;
+                } else {
+                    if (e && reply_lane(pkt, lane[j], *e, v)) continue;
+                }
+                parse_result r;
+                detail::fill_v4_simple(std::span<const std::byte>(packet_bytes(pkt)), lane[j], r.info);
+                if constexpr (In)
+                    v = in_af<4>(pkt, r.info, mark, m_t4, e, fresh);
+                else
+                    v = out_af<4>(pkt, r.info, m_t4, e, fresh);
+            }
+        }
+    }
 
     /// in_af for the packet a busy director sees most, from in()'s or in_burst's probe: IPv4 TCP/UDP without
     /// options (probe_v4_simple), TTL > 1, checksum state none or unnecessary, of a MASQ connection to an
@@ -822,6 +884,47 @@ private:
         v.method = fwd_method::masq;
         v.to = d;
         if (m_observer) m_observer->on_in_packet(e, v); // sync hook
+        return true;
+    }
+
+    /// out_af for a reply of an established NAT connection (the counterpart of established_lane): IPv4
+    /// TCP/UDP without options, TTL > 1, checksum state none or unnecessary, a MASQ connection with a
+    /// dest, a TCP segment that does not move the state, and no embryonic entry to confirm (a UDP
+    /// reply confirms: the general path does that once). Returns false, nothing changed, otherwise.
+    template <class P>
+    bool reply_lane(P& pkt, const detail::v4_simple& s, basic_conn<4>& e, verdict& v) noexcept {
+        dest* const d = e.dest;
+        // NOOUTPUT (set on MASQ only by a sync backup) is cleared by out_af before its state change.
+        if (e.fwd() != fwd_method::masq || d == nullptr || e.is_embryonic() ||
+            (e.flags & conn_flag::nooutput))
+            return false;
+        const csum_state cs = checksum_state(pkt);
+        if (cs != csum_state::none && cs != csum_state::unnecessary) return false;
+        std::byte* const iph = packet_bytes(pkt).data() + s.off;
+        std::byte* const l4 = iph + ipv4_hdr::min_len;
+        if (load_u8(iph + ipv4_hdr::ttl) <= 1) return false;
+        const bool udp = s.proto == ipproto::udp;
+        std::byte* const check = l4 + (udp ? udp_hdr::check : tcp_hdr::check);
+        time_ns timeout = m_timeouts.udp;
+        bool assure = e.is_controlled();
+        if (udp) {
+            if (load_be16(check) == 0) return false; // gains a full checksum: the general path
+        } else {
+            const auto nxt = next_tcp_state(e, tcp_flags{load_u8(l4 + tcp_hdr::flags)}, false);
+            if (nxt != static_cast<tcp_state>(e.state)) return false;
+            timeout = m_timeouts[nxt];
+            assure = assure && nxt == tcp_state::established;
+        }
+        count_out(*d, s.tot);
+        const std::uint32_t vaddr = load_be32(reinterpret_cast<const std::byte*>(e.vaddr.data()));
+        detail::forward_nat_v4_bytes(iph, l4, check, udp, nat_dir::snat, vaddr, load_be16(l4), e.vport);
+        e.set_timeout(timeout);
+        if (assure) m_t4.at(e.control).state |= template_assured;
+        m_t4.touch(e);
+        v = verdict{};
+        v.act = action::forward;
+        v.method = fwd_method::masq;
+        v.to = d;
         return true;
     }
 
@@ -1040,11 +1143,13 @@ private:
 
     // -- out --------------------------------------------------------------------------------------------
     template <std::size_t N, class P>
-    verdict out_af(P& pkt, const packet_info& info, table_t<N>& t) noexcept {
+    verdict out_af(P& pkt, const packet_info& info, table_t<N>& t, basic_conn<N>* found = nullptr,
+                   bool looked_up = false) noexcept {
         const std::uint8_t pr = info.ip.protocol;
         if (pr == ipproto::icmp || pr == ipproto::icmpv6) return out_icmp<N>(pkt, info, t);
-        auto key = make_out_tuple<N>(pr, info.ip.saddr, info.l4.sport, info.ip.daddr, info.l4.dport);
-        basic_conn<N>* e = t.find_out(key);
+        basic_conn<N>* e = looked_up ? found
+                                     : t.find_out(make_out_tuple<N>(pr, info.ip.saddr, info.l4.sport,
+                                                                    info.ip.daddr, info.l4.dport));
         if (!e) return {};
         const auto b = std::span<const std::byte>(packet_bytes(pkt));
         verdict v;
