@@ -64,15 +64,19 @@ struct packet_stream {
     static constexpr std::size_t stride = 64, len = 40;
     std::vector<std::byte> data;
     std::size_t n = 0;
-    explicit packet_stream(std::size_t flows) : data(flows * stride), n(flows) {
+    /// `packet(i)`: flow i's packet (default: the client's ACK).
+    template <class Make>
+    packet_stream(std::size_t flows, Make packet) : data(flows * stride), n(flows) {
         std::vector<std::uint32_t> order(flows);
         for (std::uint32_t i = 0; i < flows; ++i) order[i] = i;
         std::shuffle(order.begin(), order.end(), std::mt19937(42));
         for (std::size_t i = 0; i < flows; ++i) {
-            const auto p = make_packet(order[i], ipvs::tcp_flag::ack);
+            const bytes p = packet(order[i]);
             std::memcpy(data.data() + i * stride, p.data(), len);
         }
     }
+    explicit packet_stream(std::size_t flows)
+        : packet_stream(flows, [](std::uint32_t i) { return make_packet(i, ipvs::tcp_flag::ack); }) {}
     [[nodiscard]] const std::byte* at(std::size_t i) const noexcept { return data.data() + i * stride; }
 };
 
@@ -93,18 +97,39 @@ struct rx_ring {
     }
 };
 
+/// The real server's answer to a packet the director forwarded to it: addresses and ports swapped
+/// (which leaves both checksums valid).
+bytes reply_of(bytes p) {
+    std::swap_ranges(p.begin() + 12, p.begin() + 16, p.begin() + 16);
+    std::swap_ranges(p.begin() + 20, p.begin() + 22, p.begin() + 22);
+    return p;
+}
+
+/// Sets up n established connections (SYN, then ACK, through the director); returns the ACKs as the
+/// director forwarded them.
+std::vector<bytes> establish(ipvs::director& d, std::size_t n) {
+    add_bench_service(d, "rr");
+    std::vector<bytes> fwd;
+    fwd.reserve(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+        auto syn = make_packet(i, ipvs::tcp_flag::syn);
+        (void)d.in(syn, ipvs::time_ns{1});
+        fwd.push_back(make_packet(i, ipvs::tcp_flag::ack));
+        (void)d.in(fwd.back(), ipvs::time_ns{1});
+    }
+    return fwd;
+}
+
+/// n established connections; the clients' ACKs and the real servers' replies as streams.
 struct fixture {
     ipvs::director d;
-    packet_stream stream;
+    std::vector<bytes> forwarded; // emptied once the streams are built
+    packet_stream stream, replies;
     explicit fixture(std::size_t n)
-        : d(ipvs::director_config{.capacity_v4 = n + n / 8 + 1024, .capacity_v6 = 1024}), stream(n) {
-        add_bench_service(d, "rr");
-        for (std::uint32_t i = 0; i < n; ++i) {
-            auto syn = make_packet(i, ipvs::tcp_flag::syn);
-            (void)d.in(syn, ipvs::time_ns{1});
-            auto ack = make_packet(i, ipvs::tcp_flag::ack);
-            (void)d.in(ack, ipvs::time_ns{1});
-        }
+        : d(ipvs::director_config{.capacity_v4 = n + n / 8 + 1024, .capacity_v6 = 1024}),
+          forwarded(establish(d, n)), stream(n),
+          replies(n, [this](std::uint32_t i) { return reply_of(forwarded[i]); }) {
+        forwarded = {};
     }
 };
 
@@ -148,6 +173,26 @@ void BM_director_established_burst(benchmark::State& st) {
     st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * burst));
     st.counters["result"] = static_cast<double>(sum % 1000003);
     st.counters["conns"] = static_cast<double>(f.d.connections());
+}
+
+// The real servers' replies to the same connections, 32 at a time (director::out_burst: out lookup,
+// state, SNAT with checksums, timer re-arm).
+void BM_director_reply_burst(benchmark::State& st) {
+    const auto n = static_cast<std::size_t>(st.range(0));
+    fixture f(n);
+    constexpr std::size_t burst = 32;
+    rx_ring ring(burst);
+    std::vector<ipvs::verdict> out(burst);
+    std::uint64_t sum = 0;
+    std::size_t i = 0;
+    for (auto _ : st) {
+        ring.fill(f.replies, i);
+        f.d.out_burst(std::span(ring.pkts), std::span(out), ipvs::time_ns{2});
+        for (std::size_t k = 0; k < burst; ++k)
+            sum += static_cast<std::uint64_t>(out[k].act) + packet_sum(ring.pkts[k]);
+    }
+    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * burst));
+    st.counters["result"] = static_cast<double>(sum % 1000003);
 }
 
 // Baselines: what a straightforward userspace NAT does — a hash map on (client address, port), then the
@@ -374,6 +419,7 @@ void sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_director_established)->Apply(sizes);
 BENCHMARK(BM_director_established_burst)->Apply(sizes);
+BENCHMARK(BM_director_reply_burst)->Apply(sizes);
 BENCHMARK(BM_baseline_established)->Apply(sizes);
 BENCHMARK(BM_baseline_flat_established)->Apply(sizes);
 BENCHMARK(BM_director_new_conn);
