@@ -154,9 +154,9 @@ void BM_director_established(benchmark::State& st) {
     st.counters["conns"] = static_cast<double>(f.d.connections());
 }
 
-// The same packets handed over 32 at a time (director::in_burst), as a datapath's RX burst does: the
-// lookups of a burst go through the table's prefetching batch.
-void BM_director_established_burst(benchmark::State& st) {
+/// A burst benchmark: 32 packets of `pick(f)`'s stream at a time through `call(d, pkts, verdicts)`.
+template <class Pick, class Call>
+void burst_bench(benchmark::State& st, Pick pick, Call call) {
     const auto n = static_cast<std::size_t>(st.range(0));
     fixture f(n);
     constexpr std::size_t burst = 32;
@@ -165,8 +165,8 @@ void BM_director_established_burst(benchmark::State& st) {
     std::uint64_t sum = 0;
     std::size_t i = 0;
     for (auto _ : st) {
-        ring.fill(f.stream, i);
-        f.d.in_burst(std::span(ring.pkts), std::span(out), ipvs::time_ns{2});
+        ring.fill(pick(f), i);
+        call(f.d, std::span(ring.pkts), std::span(out));
         for (std::size_t k = 0; k < burst; ++k)
             sum += static_cast<std::uint64_t>(out[k].act) + packet_sum(ring.pkts[k]);
     }
@@ -175,24 +175,20 @@ void BM_director_established_burst(benchmark::State& st) {
     st.counters["conns"] = static_cast<double>(f.d.connections());
 }
 
+// The same packets handed over 32 at a time (director::in_burst), as a datapath's RX burst does: the
+// lookups of a burst go through the table's prefetching batch.
+void BM_director_established_burst(benchmark::State& st) {
+    burst_bench(
+        st, [](const fixture& f) -> const packet_stream& { return f.stream; },
+        [](ipvs::director& d, auto pkts, auto out) { d.in_burst(pkts, out, ipvs::time_ns{2}); });
+}
+
 // The real servers' replies to the same connections, 32 at a time (director::out_burst: out lookup,
 // state, SNAT with checksums, timer re-arm).
 void BM_director_reply_burst(benchmark::State& st) {
-    const auto n = static_cast<std::size_t>(st.range(0));
-    fixture f(n);
-    constexpr std::size_t burst = 32;
-    rx_ring ring(burst);
-    std::vector<ipvs::verdict> out(burst);
-    std::uint64_t sum = 0;
-    std::size_t i = 0;
-    for (auto _ : st) {
-        ring.fill(f.replies, i);
-        f.d.out_burst(std::span(ring.pkts), std::span(out), ipvs::time_ns{2});
-        for (std::size_t k = 0; k < burst; ++k)
-            sum += static_cast<std::uint64_t>(out[k].act) + packet_sum(ring.pkts[k]);
-    }
-    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * burst));
-    st.counters["result"] = static_cast<double>(sum % 1000003);
+    burst_bench(
+        st, [](const fixture& f) -> const packet_stream& { return f.replies; },
+        [](ipvs::director& d, auto pkts, auto out) { d.out_burst(pkts, out, ipvs::time_ns{2}); });
 }
 
 // Baselines: what a straightforward userspace NAT does — a hash map on (client address, port), then the

@@ -843,6 +843,25 @@ private:
         }
     }
 
+    /// What both lanes check of the packet itself, and where its fields are: checksum state none or
+    /// unnecessary, TTL > 1, a UDP checksum present (a zero one gains a full checksum: general path).
+    struct lane_frame {
+        std::byte* iph = nullptr;
+        std::byte* l4 = nullptr;
+        std::byte* check = nullptr;
+        bool udp = false;
+        template <class P>
+        bool take(P& pkt, const detail::v4_simple& s) noexcept {
+            const csum_state cs = checksum_state(pkt);
+            if (cs != csum_state::none && cs != csum_state::unnecessary) return false;
+            iph = packet_bytes(pkt).data() + s.off;
+            l4 = iph + ipv4_hdr::min_len;
+            udp = s.proto == ipproto::udp;
+            check = l4 + (udp ? udp_hdr::check : tcp_hdr::check);
+            return load_u8(iph + ipv4_hdr::ttl) > 1 && (!udp || load_be16(check) != 0);
+        }
+    };
+
     /// in_af for the packet a busy director sees most, from in()'s or in_burst's probe: IPv4 TCP/UDP without
     /// options (probe_v4_simple), TTL > 1, checksum state none or unnecessary, of a MASQ connection to an
     /// available IPv4 dest, a TCP segment that neither may start a connection nor moves the state (and,
@@ -854,18 +873,11 @@ private:
         dest* const d = e.dest;
         if (e.fwd() != fwd_method::masq || d == nullptr || !d->available() || d->ep.addr.af != family::v4)
             return false;
-        const csum_state cs = checksum_state(pkt);
-        if (cs != csum_state::none && cs != csum_state::unnecessary) return false;
-        std::byte* const iph = packet_bytes(pkt).data() + s.off;
-        std::byte* const l4 = iph + ipv4_hdr::min_len;
-        if (load_u8(iph + ipv4_hdr::ttl) <= 1) return false;
-        const bool udp = s.proto == ipproto::udp;
-        std::byte* const check = l4 + (udp ? udp_hdr::check : tcp_hdr::check);
+        lane_frame fr;
+        if (!fr.take(pkt, s)) return false;
         time_ns timeout = m_timeouts.udp;
-        if (udp) {
-            if (load_be16(check) == 0) return false; // gains a full checksum: the general path
-        } else {
-            const tcp_flags f{load_u8(l4 + tcp_hdr::flags)};
+        if (!fr.udp) {
+            const tcp_flags f{load_u8(fr.l4 + tcp_hdr::flags)};
             if (tcp_is_new_conn_packet(f)) return false;
             const auto nxt = next_tcp_state(e, f, true);
             if (nxt != static_cast<tcp_state>(e.state)) return false;
@@ -876,8 +888,8 @@ private:
         }
         count_in(*d, s.tot);
         e.set_timeout(timeout);
-        detail::forward_nat_v4_bytes(iph, l4, check, udp, nat_dir::dnat, d->ep.addr.v4_host(),
-                                     load_be16(l4 + 2), e.dport());
+        detail::forward_nat_v4_bytes(fr.iph, fr.l4, fr.check, fr.udp, nat_dir::dnat, d->ep.addr.v4_host(),
+                                     load_be16(fr.l4 + 2), e.dport());
         m_t4.touch(e);
         v = verdict{};
         v.act = action::forward;
@@ -898,26 +910,20 @@ private:
         if (e.fwd() != fwd_method::masq || d == nullptr || e.is_embryonic() ||
             (e.flags & conn_flag::nooutput))
             return false;
-        const csum_state cs = checksum_state(pkt);
-        if (cs != csum_state::none && cs != csum_state::unnecessary) return false;
-        std::byte* const iph = packet_bytes(pkt).data() + s.off;
-        std::byte* const l4 = iph + ipv4_hdr::min_len;
-        if (load_u8(iph + ipv4_hdr::ttl) <= 1) return false;
-        const bool udp = s.proto == ipproto::udp;
-        std::byte* const check = l4 + (udp ? udp_hdr::check : tcp_hdr::check);
+        lane_frame fr;
+        if (!fr.take(pkt, s)) return false;
         time_ns timeout = m_timeouts.udp;
         bool assure = e.is_controlled();
-        if (udp) {
-            if (load_be16(check) == 0) return false; // gains a full checksum: the general path
-        } else {
-            const auto nxt = next_tcp_state(e, tcp_flags{load_u8(l4 + tcp_hdr::flags)}, false);
+        if (!fr.udp) {
+            const auto nxt = next_tcp_state(e, tcp_flags{load_u8(fr.l4 + tcp_hdr::flags)}, false);
             if (nxt != static_cast<tcp_state>(e.state)) return false;
             timeout = m_timeouts[nxt];
             assure = assure && nxt == tcp_state::established;
         }
         count_out(*d, s.tot);
         const std::uint32_t vaddr = load_be32(reinterpret_cast<const std::byte*>(e.vaddr.data()));
-        detail::forward_nat_v4_bytes(iph, l4, check, udp, nat_dir::snat, vaddr, load_be16(l4), e.vport);
+        detail::forward_nat_v4_bytes(fr.iph, fr.l4, fr.check, fr.udp, nat_dir::snat, vaddr, load_be16(fr.l4),
+                                     e.vport);
         e.set_timeout(timeout);
         if (assure) m_t4.at(e.control).state |= template_assured;
         m_t4.touch(e);
