@@ -10,7 +10,10 @@
 //
 //   in(pkt, now, mark)   for a packet from the client side  (the kernel's ip_vs_in, spec §7.1)
 //   out(pkt, now)        for a packet from the real-server side (ip_vs_out, spec §7.2)
-//   poll(now, budget)    from its loop, to expire connections (bounded work per call)
+//   in_burst / out_burst the same for up to 32 packets at a time, their lookups batched
+//   poll(now, budget)    from its loop, to expire connections (bounded work per call); once a second
+//                        it also runs the kernel's defense (drop_entry, drop_packet, secure_tcp against
+//                        amemthresh, spec §3.8) and every 60 s the trash timer (§1.8)
 //
 // and gets a `verdict`: forward (rewritten in place: NAT addresses and ports, TTL − 1, checksums; the
 // datapath does L2, and TUN encapsulation with `encapsulate()` and the verdict's `tun`), drop with a
@@ -34,8 +37,9 @@
 //
 // Run-time configuration: add/edit/del of services (ipvsadm -A/-E/-D) and dests (-a/-e/-d) with the
 // kernel's effects on live connections — they keep their dest; a deleted dest goes to the trash and its
-// connections are dropped or (expire_nodest_conn) expired on their next client packet (spec §1.8); an
-// edited service gets a fresh scheduler attached to its dests when the scheduler changes (§1.9).
+// connections are dropped or (expire_nodest_conn) expired on their next client packet (spec §1.8), and
+// once nothing is bound to it for 120 s the trash frees it (a deleted service goes with its last
+// dest); an edited service gets a fresh scheduler attached to its dests when the scheduler changes (§1.9).
 //
 // Speed. The packet a director sees most — IPv4 without options, TCP or UDP, of an established NAT
 // connection — takes shortcuts that produce the very same result as the general code (the tests
@@ -49,7 +53,9 @@
 // conntrack, no cache_bypass, no LOCALNODE delivery; a full table refuses a new connection with
 // drop_reason::table_full instead of growing.
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -89,7 +95,15 @@ struct director_sysctl {
     bool expire_quiescent_template = false;
     bool sloppy_tcp = false;
     bool sloppy_sctp = false;
-    int secure_tcp = 0; ///< 0 off, 3 always (1/2: automatic, driven by the table's defense)
+    /// The defense modes of spec §3.8: 0 off, 1 automatic (the director sets 2 while memory is low and 1
+    /// again after), 3 always. poll() reevaluates them once a second.
+    int secure_tcp = 0;
+    int drop_entry = 0;
+    int drop_packet = 0;
+    int am_droprate = 10; ///< drop_packet 3: one new connection in this many is dropped
+    /// "Low memory": fewer free connection slots than this in either table (the kernel counts free
+    /// pages; a fixed-capacity table's free slots are what runs out here).
+    long amemthresh = 1024;
     bool nat_icmp_send = false;
     bool pmtu_disc = true;
 };
@@ -397,6 +411,7 @@ public:
         auto d = s.svc.del_dest(ep);
         dest* raw = d.get();
         m_trash.push_back({&s, std::move(d)});
+        arm_trash_timer(*m_now);
         if (m_sys.expire_nodest_conn) {
             expire_dest(m_t4, raw);
             expire_dest(m_t6, raw);
@@ -489,6 +504,18 @@ public:
     /// Expires connections whose time has come, at most `budget` of them; returns how many.
     std::size_t poll(time_ns now, std::size_t budget = 4096) noexcept {
         *m_now = now;
+        // The kernel's 1 s defense timer; a clock that went back more than a second restarts it.
+        if (now >= m_next_defense || now + defense_period < m_next_defense) {
+            m_next_defense = now + defense_period;
+            defend();
+        }
+        if (m_next_trash != never && (now >= m_next_trash || now + trash_period < m_next_trash)) {
+            m_next_trash = never;
+            expire_trash(now);
+            if (std::any_of(m_trash.begin(), m_trash.end(),
+                            [](const trashed& t) { return t.owner_id != nullptr; }))
+                arm_trash_timer(now);
+        }
         std::size_t n =
             m_t4.expire(budget, [this](auto& e, expire_reason why) { on_remove(m_t4, e, why); }).expired;
         if (n < budget)
@@ -516,7 +543,70 @@ private:
     struct trashed {
         const svc_entry* owner_id; ///< the service it left (kept alive in m_dead_services if deleted)
         std::unique_ptr<dest> d;
+        time_ns idle_since = never; ///< the trash timer's idle stamp (never: not stamped yet)
     };
+    static constexpr time_ns never = time_ns::min();
+    static constexpr time_ns defense_period = std::chrono::seconds(1);
+    static constexpr time_ns trash_period = std::chrono::seconds(120); // IP_VS_DEST_TRASH_PERIOD
+
+    /// update_defense_level and the defense work of spec §3.8, once a second from poll(): the modes
+    /// from the sysctls (written back: automatic modes flip 1 ↔ 2), random_dropentry on both tables
+    /// while drop_entry is active (its victims go in this poll's expiry), and the trash's expiry.
+    void defend() noexcept {
+        m_defense.drop_entry = m_sys.drop_entry;
+        m_defense.drop_packet = m_sys.drop_packet;
+        m_defense.secure_tcp = m_sys.secure_tcp;
+        m_defense.am_droprate = m_sys.am_droprate;
+        m_defense.amemthresh = m_sys.amemthresh;
+        m_defense.update(static_cast<long>(std::min(m_t4.available(), m_t6.available())));
+        m_sys.drop_entry = m_defense.drop_entry;
+        m_sys.drop_packet = m_defense.drop_packet;
+        m_sys.secure_tcp = m_defense.secure_tcp;
+        if (m_defense.drop_entry_active()) {
+            (void)m_t4.drop_entry();
+            (void)m_t6.drop_entry();
+        }
+    }
+
+    /// The trash timer (spec §1.8): it runs every 60 s while the trash is not empty, stamps a dest
+    /// nothing uses (its connection counters are zero: every bound connection and template is counted)
+    /// the first time it sees it so, and frees it on the first run ≥ 120 s after that stamp — as the
+    /// kernel, which does not clear the stamp if the dest is used again meanwhile. A deleted service goes
+    /// with its last trashed dest. The sync agent's placeholders (no owner) are its own to free.
+    void expire_trash(time_ns now) noexcept {
+        for (auto it = m_trash.begin(); it != m_trash.end();) {
+            trashed& t = *it;
+            const dest& d = *t.d;
+            if (!t.owner_id || d.active_conns != 0 || d.inactive_conns != 0 || d.persist_conns != 0) {
+                ++it;
+                continue;
+            }
+            if (t.idle_since == never || now < t.idle_since) {
+                t.idle_since = now;
+                ++it;
+                continue;
+            }
+            if (now - t.idle_since < trash_period) {
+                ++it;
+                continue;
+            }
+            IPVS_ASSERT(!references(m_t4, t.d.get()) && !references(m_t6, t.d.get()));
+            const svc_entry* owner = t.owner_id;
+            it = m_trash.erase(it);
+            if (std::none_of(m_trash.begin(), m_trash.end(),
+                             [&](const trashed& x) { return x.owner_id == owner; }))
+                std::erase_if(m_dead_services, [&](const auto& sp) { return sp.get() == owner; });
+        }
+    }
+    void arm_trash_timer(time_ns now) noexcept {
+        if (m_next_trash == never) m_next_trash = now + trash_period / 2;
+    }
+    template <std::size_t N>
+    static bool references(const table_t<N>& t, const dest* d) noexcept {
+        bool any = false;
+        t.for_each([&](const basic_conn<N>& e) { any = any || e.dest == d; });
+        return any;
+    }
     /// The kernel finds a trashed dest by its service's identity (spec §1.8), so a service deleted and
     /// added again revives its dests with their counters.
     static bool same_identity(const service_config& a, const service_config& b) noexcept {
@@ -1215,6 +1305,8 @@ private:
     std::vector<std::unique_ptr<svc_entry>>
         m_dead_services; // deleted, still owning what trashed dests point at
     defense m_defense{};
+    time_ns m_next_defense{0};
+    time_ns m_next_trash = never;
     std::array<std::byte, 1280> m_reply{};
     conn_observer* m_observer = nullptr;
 };
