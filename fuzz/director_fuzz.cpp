@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target: the director fed packets from both sides with configuration changes, sysctl toggles and
-// clock jumps in between; its bookkeeping invariants checked after every step.
+// clock jumps in between; its bookkeeping invariants checked after every step, and its fast paths
+// (established lanes, in_burst / out_burst) checked against a second director on the general path.
 //
 // Input: a stream of records `op(1) arg(1) len(2) bytes(len)`.
 //   op bit 0      side: in() (client) / out() (real server)
@@ -13,12 +14,18 @@
 //                 sloppy_sctp, secure_tcp 0 ↔ 3, expire_quiescent_template)
 //   op bit 4      in() with fwmark 16
 //   op bits 5–7   which of the 8 services the action is about
+//   action 0 with odd arg: the packet joins a burst (same side and mark), played through in_burst /
+//                 out_burst when a record that does not join it comes, or at the end
+// Two directors see the same stream: `fast` (default: lanes and batched bursts) and `ref`
+// (director_config::fast_paths off, every packet through in() / out() alone). Their verdicts, the
+// rewritten bytes, replies, connection listings and stats must be identical.
 // Invariants after every step (spec §1.6, §1.8, §3): no dest counter negative; every dest's active /
 // inactive / persist counters equal the connections and templates bound to it (trashed dests
 // included, while connections still point at them); each table's size equals the entries
 // for_each_conn visits and stays within capacity. Per packet: a forwarded NAT packet re-parses with
 // the dest's address (in) or a VIP (out), an IPv4 header checksum that verifies, and an L4 checksum
 // that verifies whenever the input's did; a reply is a well-formed ICMP error.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -29,16 +36,13 @@
 #include <vector>
 
 #include <ipvs/director.hpp>
+#include <ipvs/io.hpp>
 #include <ipvs/verify.hpp>
 
 namespace {
 
 using ipvs::family;
 namespace ipproto = ipvs::ipproto;
-
-// Work around director bug A (see the reliability report): out() for a connection whose service was
-// deleted reads the freed svc_entry (count_out → owner_of). Set to false to let the fuzzer hit it.
-constexpr bool avoid_deleted_service_out = true;
 
 constexpr std::array<std::string_view, 6> schedulers = {"rr", "wlc", "sh", "mh", "lc", "wrr"};
 
@@ -49,11 +53,12 @@ struct slot {
 };
 
 struct world {
-    ipvs::director d{ipvs::director_config{.capacity_v4 = 256, .capacity_v6 = 256}};
+    ipvs::director d;
     std::array<slot, 8> slots{};
     std::vector<ipvs::inet_addr> vips;
 
-    world() {
+    explicit world(bool fast_paths)
+        : d(ipvs::director_config{.capacity_v4 = 256, .capacity_v6 = 256, .fast_paths = fast_paths}) {
         // The services of tests/data/kernel-6.1/nat.jsonl (so its frames, the seeds, hit them), the real
         // server there first in each pool; the last pool entry has port 0 (keep the packet's port).
         const std::array<const char*, 4> rs4 = {"10.0.2.11", "10.0.2.12", "10.0.2.13", "10.0.2.14"};
@@ -200,27 +205,6 @@ void configure(world& w, std::uint8_t act, std::uint8_t arg, slot& s, ipvs::time
     }
 }
 
-/// Would out() reach a connection whose dest's service is gone (bug A)? Its dest may have been deleted
-/// before the service was: what counts is the dest's owner.
-bool hits_orphan(world& w, const std::vector<std::uint8_t>& pkt) {
-    const auto r = ipvs::parse(pkt);
-    if (!r.ok() || r.info.ip.protocol == ipproto::icmp || r.info.ip.protocol == ipproto::icmpv6) return false;
-    const auto& ip = r.info.ip;
-    auto probe = [&](auto& t, auto key) {
-        const auto* e = t.find_out(key);
-        if (!e || !e->dest) return false;
-        // The dest's owner (a svc_entry) must still be one of the director's services.
-        for (const auto& live : w.d.services())
-            if (live.get() == e->dest->owner) return false;
-        return true;
-    };
-    if (ip.af == family::v4)
-        return probe(w.d.table_v4(), ipvs::make_out_tuple<4>(ip.protocol, ip.saddr, r.info.l4.sport, ip.daddr,
-                                                             r.info.l4.dport));
-    return probe(w.d.table_v6(),
-                 ipvs::make_out_tuple<16>(ip.protocol, ip.saddr, r.info.l4.sport, ip.daddr, r.info.l4.dport));
-}
-
 /// The forwarded packet is what NAT should have made of the input.
 void check_forward(const world& w, const std::vector<std::uint8_t>& pkt, ipvs::verify_status before, bool in,
                    const ipvs::verdict& v) {
@@ -244,12 +228,74 @@ void check_forward(const world& w, const std::vector<std::uint8_t>& pkt, ipvs::v
     if (before == ipvs::verify_status::ok) require(ipvs::verify_l4(b, r.info) == ipvs::verify_status::ok);
 }
 
+/// Both directors agree on a packet's outcome and its bytes.
+void same_outcome(const ipvs::verdict& a, const ipvs::verdict& b, const std::vector<std::uint8_t>& pa,
+                  const std::vector<std::uint8_t>& pb) {
+    require(a.act == b.act && a.reason == b.reason && a.method == b.method && a.new_conn == b.new_conn);
+    require((a.to == nullptr) == (b.to == nullptr) && (!a.to || a.to->ep == b.to->ep));
+    require(a.reply.size() == b.reply.size() && std::equal(a.reply.begin(), a.reply.end(), b.reply.begin()));
+    require(pa == pb);
+}
+
+/// The checks every forwarded or answered packet gets (on the fast director's result).
+void check_packet(const world& w, const std::vector<std::uint8_t>& pkt, ipvs::verify_status before, bool in,
+                  const ipvs::verdict& v) {
+    if (v.act == ipvs::action::forward) check_forward(w, pkt, before, in, v);
+    if (v.act == ipvs::action::reply) {
+        const auto rr = ipvs::parse(v.reply);
+        require(rr.ok() && rr.info.inner.present);
+        require(ipvs::verify_l4(v.reply, rr.info) == ipvs::verify_status::ok);
+    }
+}
+
+ipvs::verify_status l4_status(const std::vector<std::uint8_t>& pkt) {
+    const auto r = ipvs::parse(pkt);
+    return r.ok() ? ipvs::verify_l4(std::as_bytes(std::span(pkt)), r.info)
+                  : ipvs::verify_status::not_verifiable;
+}
+
+/// Packets waiting to go through the fast director as one burst (the reference takes them one by one).
+struct pending {
+    std::vector<std::vector<std::uint8_t>> pkts;
+    bool out = false;
+    std::uint32_t mark = 0;
+};
+
+void flush(world& fast, world& ref, pending& q, ipvs::time_ns now) {
+    if (q.pkts.empty()) return;
+    std::vector<std::vector<std::uint8_t>> mine = q.pkts;
+    std::vector<ipvs::verdict> va(q.pkts.size()), vb(q.pkts.size());
+    std::vector<ipvs::verify_status> before;
+    for (const auto& p : q.pkts) before.push_back(l4_status(p));
+    for (std::size_t k = 0; k < q.pkts.size(); ++k)
+        vb[k] = q.out ? ref.d.out(q.pkts[k], now) : ref.d.in(q.pkts[k], now, q.mark);
+    if (q.out)
+        fast.d.out_burst(std::span(mine), std::span(va), now);
+    else
+        fast.d.in_burst(std::span(mine), std::span(va), now, q.mark);
+    // A burst's replies share the director's one reply buffer: only the last one is still there.
+    for (std::size_t k = 0; k < mine.size(); ++k) {
+        require(va[k].act == vb[k].act && va[k].reason == vb[k].reason && va[k].method == vb[k].method);
+        require(va[k].new_conn == vb[k].new_conn && (va[k].to == nullptr) == (vb[k].to == nullptr));
+        require(!va[k].to || va[k].to->ep == vb[k].to->ep);
+        require(mine[k] == q.pkts[k]);
+        if (va[k].act == ipvs::action::forward) check_forward(fast, mine[k], before[k], !q.out, va[k]);
+    }
+    q.pkts.clear();
+}
+
+void same_state(world& fast, world& ref, ipvs::time_ns now) {
+    require(ipvs::list_conns(fast.d, now) == ipvs::list_conns(ref.d, now));
+    require(ipvs::list_stats(fast.d) == ipvs::list_stats(ref.d));
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    world w;
+    world fast(true), ref(false);
     ipvs::time_ns now{std::chrono::seconds(1)};
     std::vector<std::uint8_t> pkt;
+    pending q;
     std::size_t i = 0;
     while (i + 4 <= size) {
         const std::uint8_t op = data[i], arg = data[i + 1];
@@ -258,22 +304,38 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (len > size - i) len = size - i;
         pkt.assign(data + i, data + i + len);
         i += len;
-        configure(w, static_cast<std::uint8_t>((op >> 1) & 7), arg, w.slots[op >> 5], now);
-        check(w);
-
+        const auto act = static_cast<std::uint8_t>((op >> 1) & 7);
         const bool out = (op & 1) != 0;
-        if (out && avoid_deleted_service_out && hits_orphan(w, pkt)) continue;
-        const auto r = ipvs::parse(pkt);
-        const auto before = r.ok() ? ipvs::verify_l4(std::as_bytes(std::span(pkt)), r.info)
-                                   : ipvs::verify_status::not_verifiable;
-        const auto v = out ? w.d.out(pkt, now) : w.d.in(pkt, now, (op & 0x10) ? 16 : 0);
-        if (v.act == ipvs::action::forward) check_forward(w, pkt, before, !out, v);
-        if (v.act == ipvs::action::reply) {
-            const auto rr = ipvs::parse(v.reply);
-            require(rr.ok() && rr.info.inner.present);
-            require(ipvs::verify_l4(v.reply, rr.info) == ipvs::verify_status::ok);
+        const std::uint32_t mark = (op & 0x10) ? 16 : 0;
+        if (act == 0 && (arg & 1)) { // joins the burst
+            if (!q.pkts.empty() && (q.out != out || q.mark != mark || q.pkts.size() == 32))
+                flush(fast, ref, q, now);
+            q.out = out;
+            q.mark = mark;
+            q.pkts.push_back(pkt);
+            continue;
         }
-        check(w);
+        flush(fast, ref, q, now);
+        check(fast);
+        check(ref);
+        ipvs::time_ns ref_now = now;
+        configure(fast, act, arg, fast.slots[op >> 5], now);
+        configure(ref, act, arg, ref.slots[op >> 5], ref_now);
+        check(fast);
+        check(ref);
+
+        const auto before = l4_status(pkt);
+        std::vector<std::uint8_t> rpkt = pkt;
+        const auto v = out ? fast.d.out(pkt, now) : fast.d.in(pkt, now, mark);
+        const auto rv = out ? ref.d.out(rpkt, now) : ref.d.in(rpkt, now, mark);
+        same_outcome(v, rv, pkt, rpkt);
+        check_packet(fast, pkt, before, !out, v);
+        check(fast);
+        same_state(fast, ref, now);
     }
+    flush(fast, ref, q, now);
+    check(fast);
+    check(ref);
+    same_state(fast, ref, now);
     return 0;
 }
