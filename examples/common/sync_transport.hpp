@@ -390,7 +390,7 @@ private:
 ///         if (p.revents & POLLIN) node.on_readable(clock.now());
 ///         node.on_tick(clock.now());
 ///         ... dir.in(pkt, clock.now()) ...           // the agent sees each packet through the observer
-///         node.expire(clock.now());                 // instead of dir.poll(): also syncs templates in use
+///         dir.poll(clock.now());                    // the agent syncs templates still in use
 ///     }
 ///
 /// The director must outlive the node; the node registers the agent as the director's observer

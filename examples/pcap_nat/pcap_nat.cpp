@@ -304,12 +304,8 @@ int run_live(const options& o, const rule_set& rules, ipvs::director& d) {
         }
         if (status != 0) break;
         now = monotonic_now();
-        if (sync) {
-            sync->agent().expire(now); // director::poll plus the master's sync of entries still in use
-            sync->on_tick(now);
-        } else {
-            d.poll(now);
-        }
+        d.poll(now); // a sync master also syncs the entries still in use here (its on_expire hook)
+        if (sync) sync->on_tick(now);
         if (g_dump || (o.stats_interval > 0 && now >= next_dump)) {
             g_dump = 0;
             next_dump = now + interval;

@@ -271,6 +271,16 @@ class conn_observer {
 public:
     virtual void on_in_packet(basic_conn<4>& e, const verdict& v) noexcept = 0;
     virtual void on_in_packet(basic_conn<16>& e, const verdict& v) noexcept = 0;
+    /// poll()'s expiry reached `e` (before the director's own bookkeeping): `deferred` — a template
+    /// still controlling connections, re-armed for 60 s — or `timed_out` (about to be removed).
+    virtual void on_expire(basic_conn<4>& e, expire_reason why) noexcept {
+        (void)e;
+        (void)why;
+    }
+    virtual void on_expire(basic_conn<16>& e, expire_reason why) noexcept {
+        (void)e;
+        (void)why;
+    }
 
 protected:
     ~conn_observer() = default;
@@ -517,9 +527,9 @@ public:
                 arm_trash_timer(now);
         }
         std::size_t n =
-            m_t4.expire(budget, [this](auto& e, expire_reason why) { on_remove(m_t4, e, why); }).expired;
+            m_t4.expire(budget, [this](auto& e, expire_reason why) { expired(m_t4, e, why); }).expired;
         if (n < budget)
-            n += m_t6.expire(budget - n, [this](auto& e, expire_reason why) { on_remove(m_t6, e, why); })
+            n += m_t6.expire(budget - n, [this](auto& e, expire_reason why) { expired(m_t6, e, why); })
                      .expired;
         return n;
     }
@@ -694,6 +704,11 @@ private:
         }
     }
 
+    template <std::size_t N>
+    void expired(table_t<N>& t, basic_conn<N>& e, expire_reason why) noexcept {
+        if (m_observer) m_observer->on_expire(e, why); // the sync master's expire-later hook
+        on_remove(t, e, why);
+    }
     template <std::size_t N>
     void on_remove(table_t<N>& t, basic_conn<N>& e, expire_reason why) noexcept {
         (void)t;

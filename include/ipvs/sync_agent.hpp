@@ -12,8 +12,8 @@
 // Master. The agent is the director's `conn_observer`: after each client → VIP packet that updated a
 // hashed connection (the kernel's ip_vs_sync_conn call site) it counts the packet (`in_pkts`, the
 // kernel's atomic_inc_return), runs `sync_on_packet` on the connection and its controlling template
-// and appends the records that are due to a `sync_buffer`. `expire()` replaces director::poll(): the
-// same expiry, plus the kernel's "expire later" sync of an entry still in use (a template with
+// and appends the records that are due to a `sync_buffer`. Through the observer's on_expire,
+// director::poll() also runs the kernel's "expire later" sync of an entry still in use (a template with
 // controlled connections) with pkts = sync_threshold. `poll(now, send)` hands out the messages that
 // are due (flush rules of §8.1, see sync_buffer). No thread, no socket, no clock of its own.
 //
@@ -102,7 +102,7 @@ struct sync_master_stats {
 ///     ipvs::director dir;
 ///     ipvs::sync_agent agent(dir, {.master = true, .syncid = 7});
 ///     ... dir.in(pkt, now) ...                      // the agent watches through the observer hook
-///     agent.expire(now);                            // instead of dir.poll(now)
+///     dir.poll(now);                                // expiry; the agent syncs deferred entries
 ///     agent.poll(now, [&](std::span<const std::byte> m) { udp_send(m); });
 ///
 ///     backup.apply(received_payload, now);           // on the other director
@@ -163,14 +163,16 @@ public:
         on_packet(m_dir.m_t6, m_end6, e, v);
     }
 
-    /// director::poll() plus the master's timer sync: an entry whose timer finds it still in use is
-    /// synced (pkts = sync_threshold) after its timeout became 60 s (spec §3.6, §8.3). Returns the
-    /// number of entries removed.
-    std::size_t expire(time_ns now, std::size_t budget = 4096) noexcept {
-        *m_dir.m_now = now;
-        std::size_t n = expire_table(m_dir.m_t4, m_end4, budget);
-        if (n < budget) n += expire_table(m_dir.m_t6, m_end6, budget - n);
-        return n;
+    /// The master's timer sync rides on director::poll() (the observer's on_expire): an entry whose
+    /// timer finds it still in use is synced (pkts = sync_threshold) after its timeout became 60 s
+    /// (spec §3.6, §8.3). Kept for callers of the first version: the same as dir.poll(now, budget).
+    std::size_t expire(time_ns now, std::size_t budget = 4096) noexcept { return m_dir.poll(now, budget); }
+
+    void on_expire(basic_conn<4>& e, expire_reason why) noexcept override {
+        expired(m_dir.m_t4, m_end4, e, why);
+    }
+    void on_expire(basic_conn<16>& e, expire_reason why) noexcept override {
+        expired(m_dir.m_t6, m_end6, e, why);
     }
 
     /// Calls `send(std::span<const std::byte>)` for every message due at `now`; returns how many.
@@ -344,18 +346,11 @@ private:
     }
 
     template <std::size_t N>
-    std::size_t expire_table(table_t<N>& t, ends_t& ends, std::size_t budget) noexcept {
-        return t
-            .expire(budget,
-                    [&](basic_conn<N>& e, expire_reason why) {
-                        if (why == expire_reason::deferred && m_cfg.master &&
-                            !(N == 16 && m_cfg.sysctl.sync_version == 0)) {
-                            basic_conn<N>* ctl = e.is_controlled() ? &t.at(e.control) : nullptr;
-                            sync_conn(t, ends, e, ctl, m_cfg.sysctl.sync_threshold, true);
-                        }
-                        m_dir.on_remove(t, e, why);
-                    })
-            .expired;
+    void expired(table_t<N>& t, ends_t& ends, basic_conn<N>& e, expire_reason why) noexcept {
+        if (why == expire_reason::deferred && m_cfg.master && !(N == 16 && m_cfg.sysctl.sync_version == 0)) {
+            basic_conn<N>* ctl = e.is_controlled() ? &t.at(e.control) : nullptr;
+            sync_conn(t, ends, e, ctl, m_cfg.sysctl.sync_threshold, true);
+        }
     }
 
     // ---- backup -------------------------------------------------------------------------------------
