@@ -121,14 +121,6 @@ void print_tables(const ipvs::director& d, ipvs::time_ns now, const char* when) 
     std::printf("Connections %s:\n%s\n", when, ipvs::list_conns(d, now).c_str());
 }
 
-void print_drops(const std::map<ipvs::drop_reason, std::uint64_t>& drops) {
-    std::printf("drops:");
-    if (drops.empty()) std::printf(" none");
-    for (const auto& [why, n] : drops)
-        std::printf(" %s %llu;", ipvs::to_string(why), static_cast<unsigned long long>(n));
-    std::printf("\n");
-}
-
 int run_offline(const options& o, const rule_set& rules, ipvs::director& d) {
     std::string err;
     auto reader = capture_reader::open(o.in_path, err);
@@ -177,23 +169,7 @@ int run_offline(const options& o, const rule_set& rules, ipvs::director& d) {
     const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto& s = replay.stats();
     if (!o.quiet) print_tables(d, now, "at the end of the capture");
-    std::printf("frames read %llu, written %llu, in %.3f s\n", static_cast<unsigned long long>(s.frames),
-                static_cast<unsigned long long>(written), secs);
-    std::printf(
-        "requests %llu: forwarded %llu, director replies %llu, not for a service %llu, reassembled %llu\n",
-        static_cast<unsigned long long>(s.requests), static_cast<unsigned long long>(s.forwarded),
-        static_cast<unsigned long long>(s.own_replies), static_cast<unsigned long long>(s.accepted),
-        static_cast<unsigned long long>(s.reassembled));
-    std::printf("replies %llu: SNAT restored %llu, differ %llu, without connection %llu\n",
-                static_cast<unsigned long long>(s.replies),
-                static_cast<unsigned long long>(s.replies_restored),
-                static_cast<unsigned long long>(s.replies_differ),
-                static_cast<unsigned long long>(s.replies_without_conn));
-    std::printf("inputs with a wrong TCP/UDP checksum (forwarded still wrong, as Linux does): %llu\n",
-                static_cast<unsigned long long>(s.bad_checksum_inputs));
-    print_drops(s.drops);
-    std::printf("not IP %llu, malformed L2 %llu\n", static_cast<unsigned long long>(s.not_ip),
-                static_cast<unsigned long long>(s.malformed_l2));
+    print_summary(stdout, s, written, secs);
     if (status == 0 && s.replies_differ != 0) status = 3;
     return status;
 }
@@ -229,7 +205,7 @@ void print_live(const ipvs::director& d, const live_stats& s, const sync_node* s
         static_cast<unsigned long long>(s.own_replies), static_cast<unsigned long long>(s.not_ours),
         static_cast<unsigned long long>(s.reassembled), static_cast<unsigned long long>(s.other_mac),
         static_cast<unsigned long long>(s.no_neighbour), static_cast<unsigned long long>(s.inject_errors));
-    print_drops(s.drops);
+    print_drops(stdout, s.drops);
     std::fflush(stdout);
 }
 
