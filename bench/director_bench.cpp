@@ -47,6 +47,31 @@ bytes make_packet(std::uint32_t i, std::uint8_t flags) {
     return p;
 }
 
+// The same over IPv6 (60 bytes): client fd01::x:y, port as above, to [fd00::100]:80.
+bytes make_packet6(std::uint32_t i, std::uint8_t flags) {
+    bytes p(60, 0);
+    p[0] = 0x60;
+    p[5] = 20;
+    p[6] = ipvs::ipproto::tcp;
+    p[7] = 64;
+    p[8] = 0xfd, p[9] = 0x01;
+    p[20] = static_cast<std::uint8_t>(i >> 24), p[21] = static_cast<std::uint8_t>(i >> 16);
+    p[22] = static_cast<std::uint8_t>(i >> 8), p[23] = 1;
+    p[24] = 0xfd, p[38] = 0x01; // fd00::100
+    const std::uint16_t cport = static_cast<std::uint16_t>(1024 + (i & 0xff) * 97 % 60000);
+    p[40] = static_cast<std::uint8_t>(cport >> 8), p[41] = static_cast<std::uint8_t>(cport);
+    p[43] = 80;
+    p[52] = 0x50;
+    p[53] = flags;
+    p[54] = 0xff;
+    auto b = std::as_bytes(std::span(p));
+    const auto src = ipvs::inet_addr::load(ipvs::family::v6, b.data() + 8),
+               dst = ipvs::inet_addr::load(ipvs::family::v6, b.data() + 24);
+    ipvs::store_be16(reinterpret_cast<std::byte*>(p.data()) + 56,
+                     ipvs::internet_checksum(b.subspan(40), ipvs::pseudo_header(src, dst, 6, 20)));
+    return p;
+}
+
 /// The benchmarks' service: VIP 10.0.0.100:80 with 8 real servers 10.0.2.11.. :8080, weight 1.
 void add_bench_service(ipvs::director& d, std::string_view scheduler) {
     ipvs::service_config c;
@@ -61,9 +86,9 @@ void add_bench_service(ipvs::director& d, std::string_view scheduler) {
 // (fixed seed), round after round — laid out back to back in 64-byte slots as a NIC's RX ring holds
 // them, so fetching the next packet is a sequential read for every implementation measured.
 struct packet_stream {
-    static constexpr std::size_t stride = 64, len = 40;
+    static constexpr std::size_t stride = 64;
     std::vector<std::byte> data;
-    std::size_t n = 0;
+    std::size_t n = 0, len = 0;
     /// `packet(i)`: flow i's packet (default: the client's ACK).
     template <class Make>
     packet_stream(std::size_t flows, Make packet) : data(flows * stride), n(flows) {
@@ -72,6 +97,7 @@ struct packet_stream {
         std::shuffle(order.begin(), order.end(), std::mt19937(42));
         for (std::size_t i = 0; i < flows; ++i) {
             const bytes p = packet(order[i]);
+            len = p.size();
             std::memcpy(data.data() + i * stride, p.data(), len);
         }
     }
@@ -84,14 +110,14 @@ struct packet_stream {
 struct rx_ring {
     std::vector<std::byte> mem;
     std::vector<std::span<std::byte>> pkts;
-    explicit rx_ring(std::size_t burst) : mem(burst * packet_stream::stride) {
+    explicit rx_ring(std::size_t burst, std::size_t len = 40) : mem(burst * packet_stream::stride) {
         for (std::size_t k = 0; k < burst; ++k)
-            pkts.emplace_back(mem.data() + k * packet_stream::stride, packet_stream::len);
+            pkts.emplace_back(mem.data() + k * packet_stream::stride, len);
     }
     /// Copies the next pkts.size() packets of `s` from position `i` (wrapping) into the slots.
     void fill(const packet_stream& s, std::size_t& i) noexcept {
         for (auto& p : pkts) {
-            std::memcpy(p.data(), s.at(i), packet_stream::len);
+            std::memcpy(p.data(), s.at(i), p.size());
             if (++i == s.n) i = 0;
         }
     }
@@ -133,8 +159,9 @@ struct fixture {
     }
 };
 
+/// The rewritten destination's last byte and the TCP checksum's high byte (IPv4: 19, 36; IPv6: 39, 56).
 std::uint64_t packet_sum(std::span<const std::byte> p) noexcept {
-    return std::to_integer<std::uint64_t>(p[19]) + std::to_integer<std::uint64_t>(p[36]);
+    return std::to_integer<std::uint64_t>(p[p.size() - 21]) + std::to_integer<std::uint64_t>(p[p.size() - 4]);
 }
 
 // Established packets through the whole director (lookup, state, rewrite, timer), one call per packet.
@@ -154,13 +181,39 @@ void BM_director_established(benchmark::State& st) {
     st.counters["conns"] = static_cast<double>(f.d.connections());
 }
 
+/// n established IPv6 connections; the clients' ACKs as a stream.
+struct fixture6 {
+    ipvs::director d;
+    packet_stream stream;
+    explicit fixture6(std::size_t n)
+        : d(ipvs::director_config{.capacity_v4 = 1024, .capacity_v6 = n + n / 8 + 1024}),
+          stream(n, [](std::uint32_t i) { return make_packet6(i, ipvs::tcp_flag::ack); }) {
+        ipvs::service_config c;
+        c.af = ipvs::family::v6;
+        c.vip = *ipvs::parse_endpoint("[fd00::100]:80");
+        c.scheduler = "rr";
+        auto& s = d.add_service(c);
+        for (int k = 0; k < 8; ++k) {
+            auto a = *ipvs::parse_addr("fd00:2::b");
+            a.bytes[15] = static_cast<std::uint8_t>(0x0b + k);
+            d.add_dest(s, ipvs::dest_config{ipvs::endpoint{a, 8080}, 1});
+        }
+        for (std::uint32_t i = 0; i < n; ++i) {
+            auto syn = make_packet6(i, ipvs::tcp_flag::syn);
+            (void)d.in(syn, ipvs::time_ns{1});
+            auto ack = make_packet6(i, ipvs::tcp_flag::ack);
+            (void)d.in(ack, ipvs::time_ns{1});
+        }
+    }
+};
+
 /// A burst benchmark: 32 packets of `pick(f)`'s stream at a time through `call(d, pkts, verdicts)`.
-template <class Pick, class Call>
+template <class Fixture = fixture, class Pick, class Call>
 void burst_bench(benchmark::State& st, Pick pick, Call call) {
     const auto n = static_cast<std::size_t>(st.range(0));
-    fixture f(n);
+    Fixture f(n);
     constexpr std::size_t burst = 32;
-    rx_ring ring(burst);
+    rx_ring ring(burst, pick(f).len);
     std::vector<ipvs::verdict> out(burst);
     std::uint64_t sum = 0;
     std::size_t i = 0;
@@ -189,6 +242,13 @@ void BM_director_reply_burst(benchmark::State& st) {
     burst_bench(
         st, [](const fixture& f) -> const packet_stream& { return f.replies; },
         [](ipvs::director& d, auto pkts, auto out) { d.out_burst(pkts, out, ipvs::time_ns{2}); });
+}
+
+// IPv6 clients' ACKs, 32 at a time (in_burst: IPv6 takes the lane one packet at a time, unbatched).
+void BM_director_established_v6_burst(benchmark::State& st) {
+    burst_bench<fixture6>(
+        st, [](const fixture6& f) -> const packet_stream& { return f.stream; },
+        [](ipvs::director& d, auto pkts, auto out) { d.in_burst(pkts, out, ipvs::time_ns{2}); });
 }
 
 // Baselines: what a straightforward userspace NAT does — a hash map on (client address, port), then the
@@ -416,6 +476,7 @@ void sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_director_established)->Apply(sizes);
 BENCHMARK(BM_director_established_burst)->Apply(sizes);
 BENCHMARK(BM_director_reply_burst)->Apply(sizes);
+BENCHMARK(BM_director_established_v6_burst)->Apply(sizes);
 BENCHMARK(BM_baseline_established)->Apply(sizes);
 BENCHMARK(BM_baseline_flat_established)->Apply(sizes);
 BENCHMARK(BM_director_new_conn);

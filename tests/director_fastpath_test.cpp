@@ -174,24 +174,44 @@ std::unique_ptr<director> make_burst_director(bool fast) {
     auto& p = d->add_service(c);
     for (int k = 0; k < 2; ++k)
         d->add_dest(p, dest_config{endpoint{inet_addr::v4(0x0a00020bU + k), 8082}, 1});
+    // IPv6: wlc on [fd00::100]:80 (TCP) and rr on [fd00::100]:81 (UDP).
+    service_config c6;
+    c6.af = family::v6;
+    c6.vip = *parse_endpoint("[fd00::100]:80");
+    c6.scheduler = "wlc";
+    auto& t6 = d->add_service(c6);
+    for (const char* rs : {"fd00:2::b", "fd00:2::c"})
+        d->add_dest(t6, dest_config{endpoint{*parse_addr(rs), 8080}, 1});
+    c6.vip = *parse_endpoint("[fd00::100]:81");
+    c6.protocol = ipproto::udp;
+    c6.scheduler = "rr";
+    auto& u6 = d->add_service(c6);
+    d->add_dest(u6, dest_config{endpoint{*parse_addr("fd00:2::b"), 5353}, 1});
     return d;
 }
 
 /// A packet of a well-behaved TCP flow from client `h` port `sport` to VIP port `vport`: what most of
 /// a director's traffic is (handshake, many ACKs and data segments, a FIN now and then).
-bytes flow_packet(std::mt19937& rng, unsigned h, std::uint16_t sport, std::uint16_t vport,
-                  std::uint8_t flags) {
-    const std::string src = "10.2.0." + std::to_string(h + 1);
+bytes flow_packet(std::mt19937& rng, unsigned h, std::uint16_t sport, std::uint16_t vport, std::uint8_t flags,
+                  bool v6 = false, bool udp = false) {
     bytes payload(rng() % 3 == 0 ? rng() % 200 : 0);
     for (auto& x : payload) x = static_cast<std::uint8_t>(rng());
-    return test::ipv4_packet(ipproto::tcp, src.c_str(), "10.0.0.100",
-                             test::tcp_segment(sport, vport, flags, {}, payload), {}, ipv4_hdr::flag_df, 64);
+    const std::uint8_t proto = udp ? ipproto::udp : ipproto::tcp;
+    const bytes l4 =
+        udp ? test::udp_datagram(sport, vport, payload) : test::tcp_segment(sport, vport, flags, {}, payload);
+    if (v6) {
+        const std::string src = "fd01::" + std::to_string(h + 1);
+        return test::ipv6_packet(proto, src.c_str(), "fd00::100", l4, proto, {},
+                                 static_cast<std::uint8_t>(rng() % 25 == 0 ? 1 : 64));
+    }
+    const std::string src = "10.2.0." + std::to_string(h + 1);
+    return test::ipv4_packet(proto, src.c_str(), "10.0.0.100", l4, {}, ipv4_hdr::flag_df, 64);
 }
 
 /// The real server's answer to a forwarded IPv4 TCP/UDP packet (addresses and ports swapped), or nothing.
 std::optional<bytes> reply_to(std::mt19937& rng, const bytes& fwd) {
     const auto r = parse(fwd);
-    if (!r.ok() || r.info.ip.af != family::v4 || r.info.ip.is_fragment()) return std::nullopt;
+    if (!r.ok() || r.info.ip.is_fragment()) return std::nullopt;
     const auto& ip = r.info.ip;
     const auto& l = r.info.l4;
     bytes payload(rng() % 2 == 0 ? rng() % 100 : 0);
@@ -209,8 +229,12 @@ std::optional<bytes> reply_to(std::mt19937& rng, const bytes& fwd) {
     } else {
         return std::nullopt;
     }
+    const auto hops = static_cast<std::uint8_t>(rng() % 20 == 0 ? 1 : 64);
+    if (ip.af == family::v6)
+        return test::ipv6_packet(ip.protocol, to_string(ip.daddr).c_str(), to_string(ip.saddr).c_str(), l4,
+                                 ip.protocol, {}, hops);
     return test::ipv4_packet(ip.protocol, to_string(ip.daddr).c_str(), to_string(ip.saddr).c_str(), l4, {},
-                             ipv4_hdr::flag_df, static_cast<std::uint8_t>(rng() % 20 == 0 ? 1 : 64));
+                             ipv4_hdr::flag_df, hops);
 }
 
 } // namespace
@@ -238,8 +262,13 @@ TEST_CASE(
                                            : f == 2 ? tcp_flag::rst
                                            : f < 5  ? (tcp_flag::psh | tcp_flag::ack)
                                                     : tcp_flag::ack;
+                const unsigned shape = rng() % 6; // IPv4 TCP (two services), IPv6 TCP, IPv6 UDP
+                const bool v6 = shape >= 4, udp = shape == 5;
                 a.push_back(flow_packet(rng, rng() % 8, static_cast<std::uint16_t>(2000 + rng() % 4),
-                                        rng() % 3 == 0 ? 82 : 80, flags));
+                                        udp                   ? 81
+                                        : (!v6 && shape == 0) ? 82
+                                                              : 80,
+                                        flags, v6, udp));
             }
         }
         std::vector<bytes> b = a;

@@ -173,17 +173,52 @@ struct director_config {
 
 namespace detail {
 
-/// The checks of parse_v4_simple — IPv4 without options, not a fragment, TCP with a sane data offset or
-/// UDP with a sane length — and the few facts they read at fixed offsets. The director's established
-/// lane works from these alone.
-struct v4_simple {
+/// The checks of probe_v4_simple (IPv4 without options, not a fragment) or probe_v6_simple (IPv6 without
+/// extension headers) — then TCP with a sane data offset or UDP with a sane length — and the few facts
+/// they read at fixed offsets. The director's established lanes work from these alone.
+struct lane_probe {
     std::uint32_t off = 0;  ///< the IP header's offset in the buffer
     std::uint32_t tot = 0;  ///< IP total length
     std::uint32_t hlen = 0; ///< L4 header length
     std::uint16_t frag = 0; ///< the flags + fragment offset word
     std::uint8_t proto = 0; ///< tcp or udp
 };
-inline bool probe_v4_simple(std::span<const std::byte> b, std::size_t off, v4_simple& s) noexcept {
+/// TCP with a data offset in [20, avail] or UDP with a length in [8, avail], as parse() requires of an
+/// unfragmented datagram; `hlen` the L4 header length.
+inline bool probe_l4(const std::byte* q, std::size_t avail, std::uint8_t pr, std::uint32_t& hlen) noexcept {
+    if (pr == ipproto::tcp) {
+        if (avail < tcp_hdr::min_len) return false;
+        hlen = (std::to_integer<std::uint32_t>(q[tcp_hdr::doff]) >> 4) * 4;
+        return hlen >= tcp_hdr::min_len && hlen <= avail;
+    }
+    if (pr == ipproto::udp) {
+        if (avail < udp_hdr::len) return false;
+        const std::size_t ulen = load_be16(q + udp_hdr::length);
+        hlen = udp_hdr::len;
+        return ulen >= udp_hdr::len && ulen <= avail;
+    }
+    return false;
+}
+
+/// IPv6 whose next header is TCP or UDP itself (no extension headers, so not a fragment).
+inline bool probe_v6_simple(std::span<const std::byte> b, std::size_t off, lane_probe& s) noexcept {
+    if (off > b.size() || b.size() - off < ipv6_hdr::len + udp_hdr::len) return false;
+    const std::byte* p = b.data() + off;
+    if ((std::to_integer<std::uint8_t>(p[0]) >> 4) != 6) return false;
+    const std::size_t plen = load_be16(p + ipv6_hdr::payload_len);
+    const std::uint8_t pr = load_u8(p + ipv6_hdr::next_header);
+    if (plen > b.size() - off - ipv6_hdr::len) return false;
+    std::uint32_t hlen;
+    if (!probe_l4(p + ipv6_hdr::len, plen, pr, hlen)) return false;
+    s.off = static_cast<std::uint32_t>(off);
+    s.tot = static_cast<std::uint32_t>(ipv6_hdr::len + plen);
+    s.hlen = hlen;
+    s.frag = 0;
+    s.proto = pr;
+    return true;
+}
+
+inline bool probe_v4_simple(std::span<const std::byte> b, std::size_t off, lane_probe& s) noexcept {
     if (off > b.size() || b.size() - off < ipv4_hdr::min_len + udp_hdr::len) return false;
     const std::byte* p = b.data() + off;
     if (std::to_integer<std::uint8_t>(p[0]) != 0x45) return false; // version 4, IHL 5
@@ -192,20 +227,8 @@ inline bool probe_v4_simple(std::span<const std::byte> b, std::size_t off, v4_si
     const std::uint8_t pr = load_u8(p + ipv4_hdr::protocol);
     if (tot > b.size() - off || (frag & (ipv4_hdr::flag_mf | ipv4_hdr::offset_mask)) != 0) return false;
     const std::size_t avail = tot < ipv4_hdr::min_len ? 0 : tot - ipv4_hdr::min_len;
-    const std::byte* q = p + ipv4_hdr::min_len;
     std::uint32_t hlen;
-    if (pr == ipproto::tcp) {
-        if (avail < tcp_hdr::min_len) return false;
-        hlen = (std::to_integer<std::uint32_t>(q[tcp_hdr::doff]) >> 4) * 4;
-        if (hlen < tcp_hdr::min_len || hlen > avail) return false;
-    } else if (pr == ipproto::udp) {
-        if (avail < udp_hdr::len) return false;
-        const std::size_t ulen = load_be16(q + udp_hdr::length);
-        if (ulen < udp_hdr::len || ulen > avail) return false;
-        hlen = udp_hdr::len;
-    } else {
-        return false;
-    }
+    if (!probe_l4(p + ipv4_hdr::min_len, avail, pr, hlen)) return false;
     s.off = static_cast<std::uint32_t>(off);
     s.tot = static_cast<std::uint32_t>(tot);
     s.hlen = hlen;
@@ -220,7 +243,7 @@ inline bool probe_v4_simple(std::span<const std::byte> b, std::size_t off, v4_si
 /// field by field against parse() on random packets) and returns true; returns false, `info` untouched,
 /// for anything else — the caller then runs parse(), which knows every other case.
 /// parse_v4_simple's second half: fills `info` (default-constructed) from a packet probe_v4_simple accepted.
-inline void fill_v4_simple(std::span<const std::byte> b, const v4_simple& s, packet_info& info) noexcept {
+inline void fill_v4_simple(std::span<const std::byte> b, const lane_probe& s, packet_info& info) noexcept {
     const std::byte* p = b.data() + s.off;
     const std::byte* q = p + ipv4_hdr::min_len;
     ip_info& ip = info.ip; // every field not set below keeps its default (the precondition)
@@ -254,7 +277,7 @@ inline void fill_v4_simple(std::span<const std::byte> b, const v4_simple& s, pac
 }
 
 inline bool parse_v4_simple(std::span<const std::byte> b, std::size_t off, packet_info& info) noexcept {
-    v4_simple s;
+    lane_probe s;
     if (!probe_v4_simple(b, off, s)) return false;
     fill_v4_simple(b, s, info);
     return true;
@@ -453,7 +476,7 @@ public:
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
         *m_now = now;
         const auto b = std::span<const std::byte>(packet_bytes(pkt));
-        detail::v4_simple s;
+        detail::lane_probe s;
         basic_conn<4>* e = nullptr;
         const bool looked_up = m_cfg.fast_paths && detail::probe_v4_simple(b, l3_offset(pkt), s);
         if (looked_up) {
@@ -468,9 +491,18 @@ public:
             detail::fill_v4_simple(b, s, r.info);
             return in_af<4>(pkt, r.info, mark, m_t4, e, true);
         }
+        basic_conn<16>* e6 = nullptr;
+        const bool looked_up6 = m_cfg.fast_paths && detail::probe_v6_simple(b, l3_offset(pkt), s);
+        if (looked_up6) {
+            in_tuple<16> key;
+            lane_key(b.data() + s.off, s.proto, key);
+            e6 = m_t6.find_in(key);
+            verdict v;
+            if (e6 && established_lane(pkt, s, *e6, v)) return v;
+        }
         if (auto early = begin_packet(pkt, now, r)) return *early;
         if (r.info.ip.af == family::v4) return in_af<4>(pkt, r.info, mark, m_t4);
-        return in_af<16>(pkt, r.info, mark, m_t6);
+        return in_af<16>(pkt, r.info, mark, m_t6, e6, looked_up6);
     }
 
     /// A burst of client-side packets (ip_vs_in for each, in order): res[i] is in(pkts[i], now, mark).
@@ -495,7 +527,7 @@ public:
         IPVS_REQUIRE_MUTABLE_PACKET_VIEW(P);
         *m_now = now;
         const auto b = std::span<const std::byte>(packet_bytes(pkt));
-        detail::v4_simple s;
+        detail::lane_probe s;
         parse_result r;
         if (m_cfg.fast_paths && detail::probe_v4_simple(b, l3_offset(pkt), s)) {
             out_tuple<4> key;
@@ -506,9 +538,18 @@ public:
             detail::fill_v4_simple(b, s, r.info); // parse_v4_simple's result without probing again
             return out_af<4>(pkt, r.info, m_t4, e, true);
         }
+        basic_conn<16>* e6 = nullptr;
+        const bool looked_up6 = m_cfg.fast_paths && detail::probe_v6_simple(b, l3_offset(pkt), s);
+        if (looked_up6) {
+            out_tuple<16> key;
+            lane_key(b.data() + s.off, s.proto, key);
+            e6 = m_t6.find_out(key);
+            verdict v;
+            if (e6 && reply_lane(pkt, s, *e6, v)) return v;
+        }
         if (auto early = begin_packet(pkt, now, r)) return *early;
         if (r.info.ip.af == family::v4) return out_af<4>(pkt, r.info, m_t4);
-        return out_af<16>(pkt, r.info, m_t6);
+        return out_af<16>(pkt, r.info, m_t6, e6, looked_up6);
     }
 
     /// Expires connections whose time has come, at most `budget` of them; returns how many.
@@ -854,38 +895,80 @@ private:
         return v;
     }
 
-    /// The in-lookup key of a packet probe_v4_simple accepted, straight from its bytes (TCP, UDP: ports
-    /// first) — not from a packet_info whose fields were just stored piecewise (a merged reload stalls).
-    /// Written in place: a copy of a key just built byte-wise would stall on store forwarding.
-    static void lane_key(const std::byte* ip, std::uint8_t proto, in_tuple<4>& key) noexcept {
-        std::memcpy(key.caddr.data(), ip + ipv4_hdr::saddr, 4);
-        std::memcpy(key.vaddr.data(), ip + ipv4_hdr::daddr, 4);
-        key.cport = load_be16(ip + ipv4_hdr::min_len);
-        key.vport = load_be16(ip + ipv4_hdr::min_len + 2);
+    /// The in-lookup key of a packet a probe accepted (IPv4: probe_v4_simple, IPv6: probe_v6_simple),
+    /// straight from its bytes (TCP, UDP: ports first) — not from a packet_info whose fields were just
+    /// stored piecewise. Written in place: a copy of a key just built byte-wise would stall on store
+    /// forwarding.
+    template <std::size_t N>
+    static void lane_key(const std::byte* ip, std::uint8_t proto, in_tuple<N>& key) noexcept {
+        constexpr std::size_t src = N == 4 ? ipv4_hdr::saddr : ipv6_hdr::saddr;
+        constexpr std::size_t dst = N == 4 ? ipv4_hdr::daddr : ipv6_hdr::daddr;
+        constexpr std::size_t l4 = N == 4 ? ipv4_hdr::min_len : ipv6_hdr::len;
+        std::memcpy(key.caddr.data(), ip + src, N);
+        std::memcpy(key.vaddr.data(), ip + dst, N);
+        key.cport = load_be16(ip + l4);
+        key.vport = load_be16(ip + l4 + 2);
         key.protocol = proto;
     }
-    /// The out-lookup key of a reply probe_v4_simple accepted (source: the real server, destination: the
-    /// client).
-    static void lane_key(const std::byte* ip, std::uint8_t proto, out_tuple<4>& key) noexcept {
-        std::memcpy(key.daddr.data(), ip + ipv4_hdr::saddr, 4);
-        std::memcpy(key.caddr.data(), ip + ipv4_hdr::daddr, 4);
-        key.dport = load_be16(ip + ipv4_hdr::min_len);
-        key.cport = load_be16(ip + ipv4_hdr::min_len + 2);
+    /// The out-lookup key of a reply (source: the real server, destination: the client).
+    template <std::size_t N>
+    static void lane_key(const std::byte* ip, std::uint8_t proto, out_tuple<N>& key) noexcept {
+        constexpr std::size_t src = N == 4 ? ipv4_hdr::saddr : ipv6_hdr::saddr;
+        constexpr std::size_t dst = N == 4 ? ipv4_hdr::daddr : ipv6_hdr::daddr;
+        constexpr std::size_t l4 = N == 4 ? ipv4_hdr::min_len : ipv6_hdr::len;
+        std::memcpy(key.daddr.data(), ip + src, N);
+        std::memcpy(key.caddr.data(), ip + dst, N);
+        key.dport = load_be16(ip + l4);
+        key.cport = load_be16(ip + l4 + 2);
         key.protocol = proto;
     }
 
-    /// in_burst and out_burst: probe and key every packet, one batch lookup, then each packet in order
-    /// through its lane or the general path.
+    /// One family's share of a burst: the probed packets' keys, lane facts and batched lookups.
+    template <bool In, std::size_t N>
+    struct burst_part {
+        static constexpr std::size_t burst = 32;
+        using key_type = std::conditional_t<In, in_tuple<N>, out_tuple<N>>;
+        std::array<key_type, burst> keys;
+        std::array<basic_conn<N>*, burst> found;
+        std::array<detail::lane_probe, burst> lane;
+        std::size_t k = 0;
+        std::uint64_t gen = 0;
+
+        /// Probes packet bytes `b` (IP header at `off`); on success keys it and returns its index.
+        bool add(std::span<const std::byte> b, std::size_t off, std::uint8_t& index) noexcept {
+            const bool ok =
+                N == 4 ? detail::probe_v4_simple(b, off, lane[k]) : detail::probe_v6_simple(b, off, lane[k]);
+            if (!ok) return false;
+            lane_key(b.data() + lane[k].off, lane[k].proto, keys[k]);
+            index = static_cast<std::uint8_t>(k++);
+            return true;
+        }
+        /// The batched lookups, then a prefetch of each found entry's last line (the lookup read its
+        /// key; dest and timer hook may sit on the next line).
+        void look_up(table_t<N>& t) noexcept {
+            const auto ks = std::span<const key_type>(keys.data(), k);
+            if constexpr (In)
+                t.find_in_batch(ks, std::span(found.data(), k));
+            else
+                t.find_out_batch(ks, std::span(found.data(), k));
+            for (std::size_t j = 0; j < k; ++j)
+                if (found[j])
+                    __builtin_prefetch(reinterpret_cast<const char*>(found[j]) + sizeof(basic_conn<N>) - 1, 1,
+                                       3);
+            gen = t.generation();
+        }
+    };
+
+    /// in_burst and out_burst: probe and key every packet (IPv4 and IPv6 apart), one batch lookup per
+    /// family, then each packet in order through its lane or the general path.
     template <bool In, class P>
     void run_burst(std::span<P> pkts, std::span<verdict> res, time_ns now, std::uint32_t mark) noexcept {
         IPVS_ASSERT(res.size() >= pkts.size());
-        using key_type = std::conditional_t<In, in_tuple<4>, out_tuple<4>>;
         constexpr std::size_t burst = 32;
-        constexpr std::uint8_t general = 0xff; // slot[i]: the packet takes in() / out()
-        std::array<key_type, burst> keys;
-        std::array<basic_conn<4>*, burst> found;
-        std::array<detail::v4_simple, burst> lane;
-        std::array<std::uint8_t, burst> slot; // keys index of packet i, or `general`
+        constexpr std::uint8_t general = 0xff, v6_bit = 0x40; // slot[i]: in() / out(), or which part
+        std::array<std::uint8_t, burst> slot;
+        burst_part<In, 4> p4;
+        burst_part<In, 16> p6;
         *m_now = now;
         if (!m_cfg.fast_paths) {
             for (std::size_t i = 0; i < pkts.size(); ++i) {
@@ -898,27 +981,20 @@ private:
         }
         for (std::size_t base = 0; base < pkts.size(); base += burst) {
             const std::size_t n = std::min(burst, pkts.size() - base);
-            std::size_t k = 0;
+            p4.k = p6.k = 0;
             for (std::size_t i = 0; i < n; ++i) {
-                slot[i] = general;
                 auto& pkt = pkts[base + i];
                 const auto b = std::span<const std::byte>(packet_bytes(pkt));
-                if (!detail::probe_v4_simple(b, l3_offset(pkt), lane[k])) continue;
-                lane_key(b.data() + lane[k].off, lane[k].proto, keys[k]);
-                slot[i] = static_cast<std::uint8_t>(k++);
+                std::uint8_t j = 0;
+                if (p4.add(b, l3_offset(pkt), j))
+                    slot[i] = j;
+                else if (p6.add(b, l3_offset(pkt), j))
+                    slot[i] = static_cast<std::uint8_t>(v6_bit | j);
+                else
+                    slot[i] = general;
             }
-            const auto ks = std::span<const key_type>(keys.data(), k);
-            if constexpr (In)
-                m_t4.find_in_batch(ks, std::span(found.data(), k));
-            else
-                m_t4.find_out_batch(ks, std::span(found.data(), k));
-            // The lookup read each entry's key; the rest of a 56-byte entry (dest, timer hook) may sit on
-            // the next cache line: ask for all of them before the first packet needs its own.
-            for (std::size_t j = 0; j < k; ++j)
-                if (found[j])
-                    __builtin_prefetch(reinterpret_cast<const char*>(found[j]) + sizeof(basic_conn<4>) - 1, 1,
-                                       3);
-            const std::uint64_t gen = m_t4.generation();
+            if (p4.k) p4.look_up(m_t4);
+            if (p6.k) p6.look_up(m_t6);
             for (std::size_t i = 0; i < n; ++i) {
                 auto& pkt = pkts[base + i];
                 verdict& v = res[base + i];
@@ -928,57 +1004,91 @@ private:
                         v = in(pkt, now, mark);
                     else
                         v = out(pkt, now);
-                    continue;
-                }
-                // A lookup made before a table change in this burst may be stale: look up again.
-                const bool fresh = m_t4.generation() == gen;
-                basic_conn<4>* e = fresh ? found[j] : nullptr;
-                if constexpr (In) {
-                    if (e && established_lane(pkt, lane[j], *e, v)) continue;
+                } else if (j & v6_bit) {
+                    v = burst_packet<In>(pkt, p6, j & (v6_bit - 1), now, mark);
                 } else {
-                    if (e && reply_lane(pkt, lane[j], *e, v)) continue;
+                    v = burst_packet<In>(pkt, p4, j, now, mark);
                 }
-                parse_result r;
-                detail::fill_v4_simple(std::span<const std::byte>(packet_bytes(pkt)), lane[j], r.info);
-                if constexpr (In)
-                    v = in_af<4>(pkt, r.info, mark, m_t4, e, fresh);
-                else
-                    v = out_af<4>(pkt, r.info, m_t4, e, fresh);
             }
         }
+    }
+    /// One probed packet of a burst: its lane, else in_af / out_af with the batch's lookup when no
+    /// table change since has made it stale.
+    template <bool In, class P, std::size_t N>
+    verdict burst_packet(P& pkt, const burst_part<In, N>& part, std::size_t j, time_ns now,
+                         std::uint32_t mark) noexcept {
+        table_t<N>& t = table_of<N>();
+        const bool fresh = t.generation() == part.gen;
+        basic_conn<N>* e = fresh ? part.found[j] : nullptr;
+        verdict v;
+        if constexpr (In) {
+            if (e && established_lane(pkt, part.lane[j], *e, v)) return v;
+        } else {
+            if (e && reply_lane(pkt, part.lane[j], *e, v)) return v;
+        }
+        parse_result r;
+        if constexpr (N == 4) {
+            detail::fill_v4_simple(std::span<const std::byte>(packet_bytes(pkt)), part.lane[j], r.info);
+        } else {
+            if (auto early = begin_packet(pkt, now, r)) return *early; // (not for a probed packet)
+        }
+        if constexpr (In)
+            return in_af<N>(pkt, r.info, mark, t, e, fresh);
+        else
+            return out_af<N>(pkt, r.info, t, e, fresh);
     }
 
     /// What both lanes check of the packet itself, and where its fields are: checksum state none or
     /// unnecessary, TTL > 1, a UDP checksum present (a zero one gains a full checksum: general path).
+    template <std::size_t N>
     struct lane_frame {
+        static constexpr std::size_t ip_len = N == 4 ? ipv4_hdr::min_len : ipv6_hdr::len;
+        static constexpr std::size_t ttl_at = N == 4 ? ipv4_hdr::ttl : ipv6_hdr::hop_limit;
         std::byte* iph = nullptr;
         std::byte* l4 = nullptr;
         std::byte* check = nullptr;
         bool udp = false;
         template <class P>
-        bool take(P& pkt, const detail::v4_simple& s) noexcept {
+        bool take(P& pkt, const detail::lane_probe& s) noexcept {
             const csum_state cs = checksum_state(pkt);
             if (cs != csum_state::none && cs != csum_state::unnecessary) return false;
             iph = packet_bytes(pkt).data() + s.off;
-            l4 = iph + ipv4_hdr::min_len;
+            l4 = iph + ip_len;
             udp = s.proto == ipproto::udp;
             check = l4 + (udp ? udp_hdr::check : tcp_hdr::check);
-            return load_u8(iph + ipv4_hdr::ttl) > 1 && (!udp || load_be16(check) != 0);
+            return load_u8(iph + ttl_at) > 1 && (!udp || load_be16(check) != 0);
+        }
+        /// The one-pass NAT: forward_nat_v4_bytes / forward_nat_v6_bytes.
+        void rewrite(nat_dir dir, const inet_addr& to, std::uint16_t old_port,
+                     std::uint16_t to_port) const noexcept {
+            if constexpr (N == 4)
+                detail::forward_nat_v4_bytes(iph, l4, check, udp, dir, to.v4_host(), old_port, to_port);
+            else
+                detail::forward_nat_v6_bytes(iph, l4, check, udp, dir, to, old_port, to_port);
         }
     };
+    template <std::size_t N>
+    table_t<N>& table_of() noexcept {
+        if constexpr (N == 4)
+            return m_t4;
+        else
+            return m_t6;
+    }
 
-    /// in_af for the packet a busy director sees most, from in()'s or in_burst's probe: IPv4 TCP/UDP without
-    /// options (probe_v4_simple), TTL > 1, checksum state none or unnecessary, of a MASQ connection to an
-    /// available IPv4 dest, a TCP segment that neither may start a connection nor moves the state (and,
-    /// in ESTABLISHED, of a confirmed entry). Does what in_af's steps do for it — stats, timeout, template
+    /// in_af for the packet a busy director sees most, from a probe in in() or in_burst: TCP/UDP over
+    /// IPv4 without options (probe_v4_simple) or IPv6 without extension headers (probe_v6_simple), TTL /
+    /// hop limit > 1, checksum state none or unnecessary, of a MASQ connection to an available dest of the
+    /// same family, a TCP segment that neither may start a connection nor moves the state (and, in
+    /// ESTABLISHED, of a confirmed entry). Does what in_af's steps do for it — stats, timeout, template
     /// assured, the one-pass DNAT, timer, sync hook — without building a packet_info. Returns false,
     /// nothing changed, when a condition fails: the caller takes in_af.
-    template <class P>
-    bool established_lane(P& pkt, const detail::v4_simple& s, basic_conn<4>& e, verdict& v) noexcept {
+    template <class P, std::size_t N>
+    bool established_lane(P& pkt, const detail::lane_probe& s, basic_conn<N>& e, verdict& v) noexcept {
         dest* const d = e.dest;
-        if (e.fwd() != fwd_method::masq || d == nullptr || !d->available() || d->ep.addr.af != family::v4)
+        if (e.fwd() != fwd_method::masq || d == nullptr || !d->available() ||
+            d->ep.addr.af != (N == 4 ? family::v4 : family::v6))
             return false;
-        lane_frame fr;
+        lane_frame<N> fr;
         if (!fr.take(pkt, s)) return false;
         time_ns timeout = m_timeouts.udp;
         if (!fr.udp) {
@@ -989,13 +1099,12 @@ private:
             const bool est = nxt == tcp_state::established;
             if (est && e.is_embryonic()) return false; // confirm(): the general path
             timeout = m_timeouts[nxt];
-            if (est && e.is_controlled()) m_t4.at(e.control).state |= template_assured;
+            if (est && e.is_controlled()) table_of<N>().at(e.control).state |= template_assured;
         }
         count_in(*d, s.tot);
         e.set_timeout(timeout);
-        detail::forward_nat_v4_bytes(fr.iph, fr.l4, fr.check, fr.udp, nat_dir::dnat, d->ep.addr.v4_host(),
-                                     load_be16(fr.l4 + 2), e.dport());
-        m_t4.touch(e);
+        fr.rewrite(nat_dir::dnat, d->ep.addr, load_be16(fr.l4 + 2), e.dport());
+        table_of<N>().touch(e);
         v = verdict{};
         v.act = action::forward;
         v.method = fwd_method::masq;
@@ -1004,18 +1113,18 @@ private:
         return true;
     }
 
-    /// out_af for a reply of an established NAT connection (the counterpart of established_lane): IPv4
-    /// TCP/UDP without options, TTL > 1, checksum state none or unnecessary, a MASQ connection with a
-    /// dest, a TCP segment that does not move the state, and no embryonic entry to confirm (a UDP
-    /// reply confirms: the general path does that once). Returns false, nothing changed, otherwise.
-    template <class P>
-    bool reply_lane(P& pkt, const detail::v4_simple& s, basic_conn<4>& e, verdict& v) noexcept {
+    /// out_af for a reply of an established NAT connection (the counterpart of established_lane): the
+    /// same packet shapes, a MASQ connection with a dest, a TCP segment that does not move the state, and
+    /// no embryonic entry to confirm (a UDP reply confirms: the general path does that once). Returns
+    /// false, nothing changed, otherwise.
+    template <class P, std::size_t N>
+    bool reply_lane(P& pkt, const detail::lane_probe& s, basic_conn<N>& e, verdict& v) noexcept {
         dest* const d = e.dest;
         // NOOUTPUT (set on MASQ only by a sync backup) is cleared by out_af before its state change.
         if (e.fwd() != fwd_method::masq || d == nullptr || e.is_embryonic() ||
             (e.flags & conn_flag::nooutput))
             return false;
-        lane_frame fr;
+        lane_frame<N> fr;
         if (!fr.take(pkt, s)) return false;
         time_ns timeout = m_timeouts.udp;
         bool assure = e.is_controlled();
@@ -1026,12 +1135,10 @@ private:
             assure = assure && nxt == tcp_state::established;
         }
         count_out(*d, s.tot);
-        const std::uint32_t vaddr = load_be32(reinterpret_cast<const std::byte*>(e.vaddr.data()));
-        detail::forward_nat_v4_bytes(fr.iph, fr.l4, fr.check, fr.udp, nat_dir::snat, vaddr, load_be16(fr.l4),
-                                     e.vport);
+        fr.rewrite(nat_dir::snat, to_inet<N>(e.vaddr), load_be16(fr.l4), e.vport);
         e.set_timeout(timeout);
-        if (assure) m_t4.at(e.control).state |= template_assured;
-        m_t4.touch(e);
+        if (assure) table_of<N>().at(e.control).state |= template_assured;
+        table_of<N>().touch(e);
         v = verdict{};
         v.act = action::forward;
         v.method = fwd_method::masq;

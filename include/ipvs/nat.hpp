@@ -218,6 +218,21 @@ inline void forward_nat_v4_bytes(std::byte* iph, std::byte* l4, std::byte* check
     store_be32(iph + ipv4_hdr::ttl, w[2] | static_cast<std::uint16_t>(~csum_fold(hs))); // TTL, proto, check
     store_be32(iph + (snat ? ipv4_hdr::saddr : ipv4_hdr::daddr), new_a);
 }
+/// The same for IPv6 without extension headers: hop limit − 1, the address and port, the L4 checksum by
+/// nat_rewrite's RFC 1624 updates (so the bytes are the general path's: forward_ttl + nat_rewrite).
+inline void forward_nat_v6_bytes(std::byte* iph, std::byte* l4, std::byte* check, bool udp, nat_dir dir,
+                                 const inet_addr& to, std::uint16_t old_port,
+                                 std::uint16_t to_port) noexcept {
+    const bool snat = dir == nat_dir::snat;
+    std::byte* field = iph + addr_field(family::v6, snat);
+    const inet_addr old_a = inet_addr::load(family::v6, field);
+    std::uint16_t n = csum_update16(csum_update_addr(load_be16(check), old_a, to), old_port, to_port);
+    if (udp && n == 0) n = 0xffff; // CSUM_MANGLED_0
+    store_be16(check, n);
+    store_be16(l4 + (snat ? 0 : 2), to_port);
+    to.store(field);
+    store_u8(iph + ipv6_hdr::hop_limit, static_cast<std::uint8_t>(load_u8(iph + ipv6_hdr::hop_limit) - 1));
+}
 } // namespace detail
 
 /// forward_ttl and nat_rewrite in one pass for the packet a director sees most — IPv4 without options,
