@@ -50,8 +50,13 @@ struct inet_addr {
         return a;
     }
     /// Writes the address's 4 or 16 bytes at `p`.
+    /// One 4- or 16-byte store (a byte loop of run-time length would make the checksum loads that
+    /// read the address back miss store forwarding).
     void store(std::byte* p) const noexcept {
-        for (std::size_t i = 0; i < size(); ++i) p[i] = std::byte{bytes[i]};
+        if (is_v4())
+            std::memcpy(p, bytes.data(), 4);
+        else
+            std::memcpy(p, bytes.data(), 16);
     }
 
     [[nodiscard]] constexpr bool is_v4() const noexcept { return af == family::v4; }

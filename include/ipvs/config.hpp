@@ -26,6 +26,14 @@
 #define IPVS_ARCH_X86 0
 #endif
 
+/// For the few per-packet helpers that several templates share: without it the compiler may keep one
+/// out-of-line copy and call it (measured: nat_rewrite 8.5 -> 16 ns when a second caller appeared).
+#if defined(__GNUC__) || defined(__clang__)
+#define IPVS_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define IPVS_ALWAYS_INLINE inline
+#endif
+
 /// The one readable diagnostic for a type that is not a packet view (STYLE: misuse → one static_assert).
 #define IPVS_REQUIRE_PACKET_VIEW(P)                                                                          \
     static_assert(                                                                                           \

@@ -72,9 +72,12 @@ inline std::size_t addr_field(family af, bool source) noexcept {
 /// full, so a header that arrived with a wrong checksum leaves with a right one. The header is 20–60
 /// bytes in 32-bit words: summing big-endian words straight into 64 bits and folding (RFC 1071 §2(B),
 /// byte-order independence) costs a few adds, where the general internet_checksum pays its dispatch.
-inline void ipv4_header_checksum(std::byte* ip, std::size_t header_len) noexcept {
-    std::uint64_t s = 0;
-    for (std::size_t i = 0; i + 4 <= header_len; i += 4) s += load_be32(ip + i);
+IPVS_ALWAYS_INLINE void ipv4_header_checksum(std::byte* ip, std::size_t header_len) noexcept {
+    // Five scalar loads for the usual 20 bytes: the compiler vectorizes the general loop, and a wide
+    // load over the address just stored in four bytes misses store forwarding (8.5 -> 16 ns measured).
+    std::uint64_t s = std::uint64_t{load_be32(ip)} + load_be32(ip + 4) + load_be32(ip + 8) +
+                      load_be32(ip + 12) + load_be32(ip + 16);
+    for (std::size_t i = ipv4_hdr::min_len; i + 4 <= header_len; i += 4) s += load_be32(ip + i);
     s -= load_be16(ip + ipv4_hdr::check); // the field counts as zero (it is the low half of word 2)
     store_be16(ip + ipv4_hdr::check, static_cast<std::uint16_t>(~csum_fold(s)));
 }
@@ -98,8 +101,9 @@ inline std::uint16_t l4_full_checksum(std::span<const std::byte> l4, std::size_t
     return csum_finish(s);
 }
 
-inline nat_status nat_rewrite_bytes(std::span<std::byte> b, const packet_info& info, nat_dir dir,
-                                    const inet_addr& to, std::uint16_t to_port, csum_state& state) noexcept {
+IPVS_ALWAYS_INLINE nat_status nat_rewrite_bytes(std::span<std::byte> b, const packet_info& info, nat_dir dir,
+                                                const inet_addr& to, std::uint16_t to_port,
+                                                csum_state& state) noexcept {
     const ip_info& ip = info.ip;
     const bool snat = dir == nat_dir::snat;
     if (to.af != ip.af) return nat_status::family_mismatch;
@@ -199,9 +203,9 @@ namespace detail {
 /// forward_nat_v4's rewrite once every check has passed: `iph` an IPv4 header without options, `l4` its
 /// TCP or UDP header, `check` the L4 checksum field (non-zero for UDP), `old_port` the port being
 /// replaced (host order). The director's established lane calls it straight from its own checks.
-inline void forward_nat_v4_bytes(std::byte* iph, std::byte* l4, std::byte* check, bool udp, nat_dir dir,
-                                 std::uint32_t new_a, std::uint16_t old_port,
-                                 std::uint16_t to_port) noexcept {
+IPVS_ALWAYS_INLINE void forward_nat_v4_bytes(std::byte* iph, std::byte* l4, std::byte* check, bool udp,
+                                             nat_dir dir, std::uint32_t new_a, std::uint16_t old_port,
+                                             std::uint16_t to_port) noexcept {
     const bool snat = dir == nat_dir::snat;
     // The header's five words, read before any store (a wide load of bytes just stored narrowly
     // stalls store forwarding); the new header sum comes from the new words in registers.
@@ -220,9 +224,9 @@ inline void forward_nat_v4_bytes(std::byte* iph, std::byte* l4, std::byte* check
 }
 /// The same for IPv6 without extension headers: hop limit − 1, the address and port, the L4 checksum by
 /// nat_rewrite's RFC 1624 updates (so the bytes are the general path's: forward_ttl + nat_rewrite).
-inline void forward_nat_v6_bytes(std::byte* iph, std::byte* l4, std::byte* check, bool udp, nat_dir dir,
-                                 const inet_addr& to, std::uint16_t old_port,
-                                 std::uint16_t to_port) noexcept {
+IPVS_ALWAYS_INLINE void forward_nat_v6_bytes(std::byte* iph, std::byte* l4, std::byte* check, bool udp,
+                                             nat_dir dir, const inet_addr& to, std::uint16_t old_port,
+                                             std::uint16_t to_port) noexcept {
     const bool snat = dir == nat_dir::snat;
     std::byte* field = iph + addr_field(family::v6, snat);
     const inet_addr old_a = inet_addr::load(family::v6, field);
