@@ -29,8 +29,9 @@
 // Reading the numbers: reference_rr / reference_wrr find their cursor in the span with a scan, where the
 // kernel follows a list pointer, so their cost grows with n and the kernel's does not; compare rr / wrr
 // against the absolute target rather than that ratio. The reference lblc / lblcr keep no index, so with
-// a warm cache (hits need only busy()) they beat the fast classes, which maintain wlc's index on every
-// counter change, until n is large enough for the misses' O(n) scans to dominate.
+// a warm cache (hits need only busy()) a pick costs them the table lookup alone; the fast classes only
+// queue counter changes and refresh wlc's index when a miss needs it, so they cost the same there and
+// pull ahead once n is large enough for the misses' O(n) scans to dominate.
 // IPVS_BENCH_SMOKE set (CI): only n ∈ {8, 1024} and the mh builds at M = 4093.
 #include <benchmark/benchmark.h>
 

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Tests for <ipvs/sched/lblc.hpp>: the rules of spec §2.11 (cache, busy(), expiry and GC with the
-// injected clock, the bounded pool) and fast-vs-reference differentials for lblc and lblcr.
+// injected clock, the bounded pool), the lazily refreshed wlc index against the kernel's scans, and
+// fast-vs-reference differentials for lblc and lblcr.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <vector>
@@ -211,6 +213,116 @@ TEST_CASE("lblc: assume_picked sets the entry as if the pick had been made") {
     CHECK(t.s.scheduler().entries() == 1);
 }
 
+TEST_CASE("lblc: a miss sees every counter change made since the previous pick") {
+    // A, B, C, D added in that order (list D, C, B, A), weights 10. Between two picks B's counters
+    // move several times (it is queued once) and C is deleted with a change after its deletion: the
+    // next miss must decide on the final counters alone, as the kernel's scan does.
+    service<lblc> s;
+    dest& a = s.add_dest({ep("10.0.2.11:80"), 10});
+    dest& b = s.add_dest({ep("10.0.2.12:80"), 10});
+    dest& c = s.add_dest({ep("10.0.2.13:80"), 10});
+    dest& d = s.add_dest({ep("10.0.2.14:80"), 10});
+    REQUIRE(s.schedule(to(X)) == &d); // all idle: the head
+    for (dest* x : {&d, &c, &a}) bind_active(s, *x, 2);
+    bind_active(s, b, 3);
+    s.unbind(b, conn_counter::active);
+    s.unbind(b, conn_counter::active);
+    s.bind(b, conn_counter::inactive); // B: 1 active, 1 inactive = 257 < 512
+    CHECK(s.schedule(to(Y)) == &b);
+    auto gone = s.del_dest(c.ep);
+    unbind_counts(*gone, conn_counter::active);     // its connections still end (not notified: trash)
+    s.scheduler().counts_changed(s.dests(), *gone); // and a caller that notifies anyway is ignored
+    s.unbind(a, conn_counter::active);
+    s.unbind(a, conn_counter::active); // A: idle
+    CHECK(s.schedule(to(v4(0x0a000366))) == &a);
+    s.edit_dest({a.ep, 0}); // quiescent: wlc skips it; B (257/10) beats D (512/10)
+    CHECK(s.schedule(to(v4(0x0a000367))) == &b);
+}
+
+// ---- the lazy index: each answer is the kernel's scan, whatever changes were queued ------------
+
+namespace {
+
+/// Random changes to `pool`'s dests: counters, weight (0 included), OVERLOAD; rarely a value whose
+/// overhead wraps (active >= 2^23), which wlc's missing weight check turns into a winner.
+void random_change(dest& d, std::mt19937_64& rng) {
+    switch (rng() % 8) {
+    case 0:
+        d.weight = static_cast<int>(rng() % 6);
+        break;
+    case 1:
+        d.flags ^= dest_flag::overload;
+        break;
+    case 2:
+        d.active_conns =
+            rng() % 64 == 0 ? (1 << 23) + static_cast<int>(rng() % 4) : static_cast<int>(rng() % 8);
+        break;
+    case 3:
+        d.inactive_conns = static_cast<int>(rng() % 300);
+        break;
+    default: // one connection more or less (from a wrapped value back to a small one: 2^23 − 1
+             // would overflow overhead()'s int sum, which the kernel's -fwrapv makes wrap)
+        d.active_conns =
+            d.active_conns >= (1 << 22) ? 0 : std::max(0, d.active_conns + static_cast<int>(rng() % 3) - 1);
+        break;
+    }
+}
+
+} // namespace
+
+TEST_CASE("lblc index: least() and busy() equal the kernel's scans after any queued changes") {
+    using detail::busy_scan;
+    using detail::wlc_policy;
+    std::size_t checks = 0, batched = 0;
+    for (const std::size_t n : {1, 2, 3, 5, 8, 31, 64, 300, 1500}) {
+        CAPTURE(n);
+        std::mt19937_64 rng(n);
+        std::deque<dest> pool(n + n / 4 + 1); // the extra ones start outside the list
+        std::vector<dest*> list, outside;
+        for (std::size_t k = 0; k < pool.size(); ++k) {
+            dest& d = pool[k];
+            d.weight = static_cast<int>(rng() % 6);
+            d.active_conns = static_cast<int>(rng() % 8);
+            d.flags = dest_flag::available;
+            (k < n ? list : outside).push_back(&d);
+        }
+        detail::lazy_least_index idx;
+        idx.assign(list);
+        for (int round = 0; round < 300; ++round) {
+            // A burst of changes: short ones take the level-by-level refresh, long ones the full pass.
+            const std::size_t burst = rng() % 4 == 0 ? 1 + rng() % (2 * n + 1) : 1 + rng() % 4;
+            batched += burst * 4 < n ? 1 : 0;
+            for (std::size_t i = 0; i < burst; ++i) {
+                const bool listed = outside.empty() || rng() % 8 != 0;
+                dest& d = listed ? *list[rng() % list.size()] : *outside[rng() % outside.size()];
+                random_change(d, rng);
+                idx.changed(d); // a dest outside the list must be ignored
+            }
+            if (rng() % 16 == 0 && list.size() > 1) { // ipvsadm -d, or a revival at the head
+                const auto k = rng() % list.size();
+                outside.push_back(list[k]);
+                list.erase(list.begin() + static_cast<std::ptrdiff_t>(k));
+                idx.assign(list);
+            } else if (rng() % 16 == 0 && !outside.empty()) {
+                const auto k = rng() % outside.size();
+                list.insert(list.begin(), outside[k]);
+                outside.erase(outside.begin() + static_cast<std::ptrdiff_t>(k));
+                list.front()->sched_slot = 0; // as the service resets it on add
+                idx.assign(list);
+            }
+            const sched::dest_list view(list);
+            const dest& probe = *list[rng() % list.size()];
+            // busy() first on some rounds: it refreshes too, and least() must then need nothing more.
+            if (round % 2 == 0) REQUIRE(idx.busy(view, probe) == busy_scan(view, probe));
+            REQUIRE(idx.least(view) == wlc_policy::scan(view));
+            REQUIRE(idx.busy(view, probe) == busy_scan(view, probe));
+            ++checks;
+        }
+    }
+    MESSAGE("lazy index: " << checks << " picks compared with the scan, " << batched << " short bursts");
+    CHECK(batched > 100);
+}
+
 // ---- differential: the fast schedulers against the literal references, on random histories ----
 
 namespace {
@@ -395,6 +507,14 @@ TEST_CASE_TEMPLATE("lblc, lblcr: the fast schedulers decide as the literal refer
         for (std::uint64_t seed = 1; seed <= 4; ++seed) {
             differential<fast_t, ref_t, options_t> d(o, seed);
             d.run(4000, 40, 6);
+            CHECK(d.picks > 2 * d.nulls);
+        }
+    }
+    SUBCASE("hundreds of dests: misses refresh a few queued leaves, or many of them") {
+        for (const std::uint32_t addrs : {40U, 3000U}) {
+            differential<fast_t, ref_t, options_t> d(o, 7 + addrs);
+            d.run(6000, addrs, 300);
+            MESSAGE(addrs << " addresses, 300 dests: " << d.picks << " picks compared");
             CHECK(d.picks > 2 * d.nulls);
         }
     }

@@ -132,6 +132,22 @@ TEST_CASE("lblcr: a busy or unusable set_min makes wlc choose, and its choice jo
     }
 }
 
+TEST_CASE("lblcr: wlc's choice for a busy set reflects every change made since the previous pick") {
+    three_dests t;
+    REQUIRE(t.s.schedule(to(X)) == &t.c); // all idle: the list head
+    // No pick between these: the service's counts_changed calls pile up.
+    t.active(t.c, 11); // C busy: 11 > 10 while A and B have room
+    t.active(t.b, 2);
+    t.active(t.a, 1);
+    t.drop_active(t.b, 1);
+    t.s.bind(t.b, conn_counter::inactive); // B 1 active + 1 inactive = 257, A 256: A wins by one
+    CHECK(t.s.schedule(to(X)) == &t.a);
+    CHECK(t.members(X) == std::vector<dest*>{&t.a, &t.c});
+    t.active(t.a, 2);            // A 768 / 10
+    t.s.edit_dest({t.b.ep, 30}); // B 257 / 30: the weight edit counts as well
+    CHECK(t.s.schedule(to(Y)) == &t.b);
+}
+
 TEST_CASE("lblcr: a set unchanged for lblcr_expiration loses its most loaded member on the next hit") {
     three_dests t;
     t.make_set_bc(0s); // lastmod = 0 s (B joined)

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Tests for <ipvs/sched/mh.hpp>: spec §2.13's worked example, configuration errors, disruption on removal,
-// stability, and fast vs reference.
+// Tests for <ipvs/sched/mh.hpp>: spec §2.13's worked example, OVERLOAD through counts_changed,
+// configuration errors, disruption on removal, stability, and fast vs reference (tables and picks).
 #include <doctest/doctest.h>
 
+#include <deque>
 #include <map>
+#include <random>
 #include <stdexcept>
 
 #include <ipvs/sched/mh.hpp>
@@ -114,6 +116,70 @@ TEST_CASE_TEMPLATE("mh: last_weight keeps an edited-to-0 dest's slots; an added 
         CHECK(table_names(e.table()) == std::string(4093, '-'));
         CHECK(e.schedule(y.m.view(), test::flow_from("192.168.1.1")) == nullptr);
     }
+}
+
+TEST_CASE("mh: a dest turning OVERLOAD loses its flows at once, and gets them back when it drops") {
+    // 192.168.1.1 hashes to slot 2456, A's (the worked example); A gets u_threshold 1.
+    const auto flow = test::flow_from("192.168.1.1");
+    const sched::sched_flags with_fallback{.fallback = true, .port = false};
+    sched::mh plain;
+    sched::mh fb(with_fallback);
+    sched::reference_mh ref_fb(with_fallback);
+    abc x(plain, 1, 1, 1);
+    fb.init_service(x.m.view());
+    ref_fb.init_service(x.m.view());
+    x.m.edit(*x.a, 1, 1, 0, plain, fb, ref_fb);
+    REQUIRE(plain.schedule(x.m.view(), flow) == x.a);
+    x.m.bind(*x.a, true, plain, fb, ref_fb); // 1 connection >= u_threshold: OVERLOAD
+    REQUIRE(x.a->overloaded());
+    CHECK(plain.schedule(x.m.view(), flow) == nullptr);
+    dest* other = fb.schedule(x.m.view(), flow);
+    CHECK((other == x.b || other == x.c));
+    CHECK(other == ref_fb.schedule(x.m.view(), flow));
+    x.m.unbind(*x.a, plain, fb, ref_fb); // 0 < 3/4 of 1: cleared
+    CHECK(plain.schedule(x.m.view(), flow) == x.a);
+    CHECK(fb.schedule(x.m.view(), flow) == x.a);
+    SUBCASE("a deleted dest's counter changes are not the list's") {
+        x.m.del(*x.a, plain, fb, ref_fb);
+        x.m.bind(*x.a, true, plain, fb, ref_fb); // a late bind notified anyway: ignored
+        for (std::uint16_t port = 1000; port < 1100; ++port) {
+            const auto in = test::flow_from("192.168.1.1", port);
+            CHECK(fb.schedule(x.m.view(), in) == ref_fb.schedule(x.m.view(), in));
+        }
+    }
+}
+
+TEST_CASE("mh: the population equals the reference's at every table size, up to one dest per slot") {
+    std::size_t slots = 0;
+    for (const std::uint32_t m : sched::mh_primes) {
+        for (const std::uint32_t n : {1U, 7U, m / 16, m}) {
+            CAPTURE(m);
+            CAPTURE(n);
+            std::mt19937_64 rng(m + n);
+            std::deque<dest> pool(n);
+            std::vector<dest*> list; // head first, as the kernel's list after place()
+            for (std::uint32_t i = 0; i < n; ++i) {
+                dest& d = pool[i];
+                d.ep = test::churn_endpoint(i, true);
+                // n == m: mostly weight 1 (every slot its own dest), some 0; else 0..300 (rshift).
+                d.weight = n == m ? (rng() % 16 == 0 ? 0 : 1) : static_cast<int>(rng() % 301);
+                d.weight = n == 1 ? 1 : d.weight;
+                d.last_weight = d.weight;
+                d.flags = dest_flag::available;
+                list.push_back(&d);
+            }
+            const sched::dest_list view(list);
+            sched::mh fast(sched::sched_flags{}, m);
+            sched::reference_mh ref(sched::sched_flags{}, m);
+            fast.init_service(view);
+            ref.init_service(view);
+            REQUIRE(fast.table().size() == m);
+            CHECK(
+                std::equal(fast.table().begin(), fast.table().end(), ref.table().begin(), ref.table().end()));
+            slots += m;
+        }
+    }
+    MESSAGE(slots << " slots compared");
 }
 
 TEST_CASE("mh: configuration errors throw std::invalid_argument") {

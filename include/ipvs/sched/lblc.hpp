@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// lblc — locality-based least connection (spec §2.11): `lblc` over a preallocated table with an
-// O(1) busy test, the literal `reference_lblc`, and the table both lblc and lblcr use.
+// lblc — locality-based least connection (spec §2.11): `lblc` over a preallocated table and a lazily
+// refreshed wlc index, the literal `reference_lblc`, and the table and index both lblc and lblcr use.
 #pragma once
 
 // Design
@@ -14,9 +14,18 @@
 //
 // Schedule: the entry's dest if it is AVAILABLE, has weight > 0 and is not busy(); else wlc (§2.4)
 // over the service, remembered in the entry (replacing another dest's entry). busy(d) is
-// `d.active > d.weight && some listed dest m has 2·m.active < m.weight`; the second half is kept as
-// a count of such dests (`underload_tracker`), updated in O(1) on each counts_changed, so a pick
-// costs one hash lookup plus, on a miss, wlc's O(log n) index.
+// `d.active > d.weight && some listed dest m has 2·m.active < m.weight`.
+//
+// The service-wide half (`lazy_least_index`) is wlc's segment tree (detail/weighted_least.hpp's
+// monoid, so its root is the kernel's scan) plus the count of dests with 2·active < weight, and it
+// is refreshed lazily: counts_changed / upd_dest only queue the dest (O(1); nothing when it is
+// queued already). The first pick that needs wlc — a miss — or needs the count — a hit on a dest
+// with active > weight — refreshes the queued leaves and each of their ancestors once: for k queued
+// dests min(k·log n, 2n) combines. So a hit costs one hash lookup, a change O(1), a miss the pending
+// refresh: amortised O(log n) per change, never more than one pass over the tree (the order of the
+// kernel's scan of the list). Keeping the index current on every change instead cost O(log n) per
+// bind and unbind for an answer only misses read, and made lblc 2-3x slower than the kernel-style
+// scan up to n = 1024 (bench/sched_bench, picks/lblc).
 //
 // Time: the kernel's GC timer (every 60 s, first run 60 s after the service was created) is driven
 // by the injected clock: every schedule() (and `expire(now)`, for a caller that wants memory back
@@ -30,6 +39,8 @@
 //
 // Invariants: every entry is in exactly one bucket chain or on the free list; `m_size` counts the
 // chained ones; an entry's dest is listed in the service (see the deviations); `counter` ∈ [1, 30].
+// The fast classes own dest::sched_slot (the list position), as every indexed scheduler does: a
+// dest belongs to one such scheduler.
 //
 // Deviations from the kernel (none of them shows in the recorded vectors):
 // - The pool is bounded (`lblc_options::capacity`, twice the GC's 16384 target by default): when it
@@ -42,9 +53,11 @@
 // - The GC timer starts at `lblc_options::started`, or at the first `now` the scheduler sees.
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <list>
 #include <optional>
 #include <stdexcept>
@@ -90,6 +103,18 @@ inline constexpr std::uint32_t no_index = 0xffffffffU;
     return (a.fold() * 0x61C88647U) >> (32 - lblc_tab_bits);
 }
 
+/// `a == b` as inet_addr's defaulted comparison defines it (all 16 bytes and the family), with two
+/// 8-byte loads per address: GCC 12 makes the defaulted one a memcmp call, which took 40% of a
+/// picks/lblc pick. Both tables use it, so it does not tilt the fast-vs-reference comparison.
+[[nodiscard]] inline bool same_addr(const inet_addr& a, const inet_addr& b) noexcept {
+    std::uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a.bytes.data(), 8);
+    std::memcpy(&a1, a.bytes.data() + 8, 8);
+    std::memcpy(&b0, b.bytes.data(), 8);
+    std::memcpy(&b1, b.bytes.data() + 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0 && a.af == b.af;
+}
+
 /// The condition on `m` in busy(): it has room, 2·active < weight (the kernel's int product;
 /// widened here, which differs only for active ≥ 2^30).
 [[nodiscard]] inline bool underloaded(const dest& m) noexcept {
@@ -104,94 +129,178 @@ inline constexpr std::uint32_t no_index = 0xffffffffU;
     return false;
 }
 
-/// busy(d) in O(1): how many listed dests are underloaded, kept current by `update` after every
-/// change of a dest's counters or weight. Per-dest state lives in a small open-addressing table
-/// keyed by the dest's address (dest::sched_slot belongs to the embedded wlc index).
-class underload_tracker {
+/// The service-wide half of the fast lblc and lblcr (see the design block): wlc's segment tree over
+/// the list positions and the count of underloaded dests, both brought up to date only when a pick
+/// needs them.
+///
+///   m_nodes[cap + pos] = wlc_policy::leaf(list[pos])     cap = bit_ceil(n), node 1 = the root
+///   m_nodes[i]         = combine(m_nodes[2i], m_nodes[2i + 1])
+///   m_under_bit[pos]   = 2·active < weight of list[pos]; m_under = how many are set
+///   m_slots[pos]       = address of list[pos] | queued_tag          list[pos]->sched_slot = pos
+///
+/// Invariant between hooks: all of the above hold for the dests' current fields, except at the
+/// queued positions m_queue[0..m_queued) (each once: those whose slot carries queued_tag), whose
+/// leaf, ancestors and under_bit wait for `refresh`.
+class lazy_least_index {
 public:
-    /// Re-reads the whole list (control path: add/del dest). Strong guarantee.
-    void rebuild(sched::dest_list list) {
-        std::size_t cap = 8;
-        while (cap < 2 * list.size()) cap *= 2;
-        std::vector<const dest*> keys(cap, nullptr);
-        std::vector<std::uint8_t> under(cap, 0);
-        std::size_t count = 0;
-        for (const dest* d : list) {
-            std::size_t i = slot_of(d, cap - 1, keys);
-            keys[i] = d;
-            under[i] = underloaded(*d) ? 1 : 0;
-            count += under[i];
+    using policy = wlc_policy;
+
+    /// Rebuilds everything over `list` (control path: add/del dest, O(n), allocates). Strong guarantee.
+    void assign(sched::dest_list list) {
+        const std::size_t n = list.size();
+        const std::size_t cap = std::bit_ceil(std::max<std::size_t>(n, 1));
+        std::vector<policy::summary> nodes(2 * cap);
+        std::vector<std::uintptr_t> slots(n);
+        std::vector<std::uint8_t> under_bit(n);
+        std::vector<std::size_t> queue(n);
+        std::vector<std::uint8_t> mark(cap);
+        std::size_t under = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            slots[i] = reinterpret_cast<std::uintptr_t>(list[i]);
+            nodes[cap + i] = policy::leaf(*list[i]);
+            under_bit[i] = underloaded(*list[i]) ? 1 : 0;
+            under += under_bit[i];
         }
-        m_keys = std::move(keys);
-        m_under = std::move(under);
-        m_count = count;
+        for (std::size_t i = cap - 1; i >= 1; --i) nodes[i] = policy::combine(nodes[2 * i], nodes[2 * i + 1]);
+        // Nothing below throws: commit.
+        for (std::size_t i = 0; i < n; ++i) list[i]->sched_slot = i;
+        m_nodes = std::move(nodes);
+        m_slots = std::move(slots);
+        m_under_bit = std::move(under_bit);
+        m_queue = std::move(queue);
+        m_mark = std::move(mark);
+        m_cap = cap;
+        m_depth = static_cast<std::size_t>(std::bit_width(cap) - 1);
+        m_queued = 0;
+        m_under = under;
     }
 
-    /// `d`'s counters or weight changed. A dest not in the list (deleted) is ignored.
-    void update(const dest& d) noexcept {
-        if (m_keys.empty()) return;
-        const std::size_t i = slot_of(&d, m_keys.size() - 1, m_keys);
-        if (m_keys[i] != &d) return;
-        const std::uint8_t now = underloaded(d) ? 1 : 0;
-        m_count = m_count - m_under[i] + now;
-        m_under[i] = now;
+    /// `d`'s counters, OVERLOAD or weight changed: O(1), one load of this index's own state (the
+    /// slot tells both "listed here" and "already queued"). A dest this index does not hold —
+    /// deleted, in a trash — is ignored.
+    void changed(const dest& d) noexcept {
+        const auto pos = static_cast<std::size_t>(d.sched_slot);
+        if (pos >= m_slots.size() || m_slots[pos] != reinterpret_cast<std::uintptr_t>(&d)) return;
+        m_slots[pos] |= queued_tag;
+        m_queue[m_queued++] = pos;
     }
 
-    [[nodiscard]] bool busy(const dest& d) const noexcept { return d.active_conns > d.weight && m_count > 0; }
-    [[nodiscard]] std::size_t underloaded_count() const noexcept { return m_count; }
+    /// wlc's pick over `list` (spec §2.4): the root once refreshed; the kernel's scan when the index
+    /// does not cover the list (the add/del hooks were bypassed).
+    [[nodiscard]] dest* least(sched::dest_list list) noexcept {
+        if (!covers(list)) return policy::scan(list);
+        if (m_queued != 0) refresh();
+        return policy::result(m_nodes[1]);
+    }
+
+    /// busy(d) of spec §2.11: d.active > d.weight while some listed dest has 2·active < weight. O(1)
+    /// once the pending refresh has run, which only a dest over its weight makes necessary.
+    [[nodiscard]] bool busy(sched::dest_list list, const dest& d) noexcept {
+        if (d.active_conns <= d.weight) return false;
+        if (!covers(list)) return busy_scan(list, d);
+        if (m_queued != 0) refresh();
+        return m_under > 0;
+    }
 
 private:
-    /// Linear probing from a multiplicative hash of the pointer; returns `d`'s slot or the free slot
-    /// where it would go (the table is at most half full, so one exists).
-    static std::size_t slot_of(const dest* d, std::size_t mask,
-                               const std::vector<const dest*>& keys) noexcept {
-        auto h = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(d)) * 0x9E3779B97F4A7C15ULL;
-        std::size_t i = static_cast<std::size_t>(h >> 32) & mask;
-        while (keys[i] != nullptr && keys[i] != d) i = (i + 1) & mask;
-        return i;
+    static constexpr std::uintptr_t queued_tag = 1; // dest is at least 4-aligned: the low bit is free
+    static_assert(alignof(dest) > 1);
+
+    [[nodiscard]] bool covers(sched::dest_list list) const noexcept {
+        return !m_nodes.empty() && list.size() == m_slots.size();
     }
 
-    std::vector<const dest*> m_keys;
-    std::vector<std::uint8_t> m_under;
-    std::size_t m_count = 0;
+    /// Re-reads the queued dests and recombines their ancestors, each once: level by level, every
+    /// level's parents deduplicated through m_mark. That costs min(k·log n, 2n) combines for k queued
+    /// leaves; once k·log n reaches n, one bottom-up pass over all internal nodes is cheaper.
+    void refresh() noexcept {
+        const std::size_t k = m_queued;
+        m_queued = 0;
+        for (std::size_t i = 0; i < k; ++i) {
+            const std::size_t pos = m_queue[i];
+            m_slots[pos] &= ~queued_tag;
+            dest& d = *reinterpret_cast<dest*>(m_slots[pos]);
+            const std::uint8_t under = underloaded(d) ? 1 : 0;
+            m_under = m_under - m_under_bit[pos] + under;
+            m_under_bit[pos] = under;
+            m_nodes[m_cap + pos] = policy::leaf(d);
+            m_queue[i] = m_cap + pos; // from here on node indexes, all at the same depth
+        }
+        if (k * m_depth >= m_cap) {
+            for (std::size_t i = m_cap - 1; i >= 1; --i) recombine(i);
+            return;
+        }
+        for (std::size_t len = k; len > 0 && m_queue[0] > 1;) {
+            std::size_t out = 0;
+            for (std::size_t i = 0; i < len; ++i) {
+                const std::size_t parent = m_queue[i] / 2;
+                if (m_mark[parent] != 0) continue;
+                m_mark[parent] = 1;
+                m_queue[out++] = parent; // out <= i: overwrites only entries already read
+            }
+            for (std::size_t i = 0; i < out; ++i) {
+                m_mark[m_queue[i]] = 0;
+                recombine(m_queue[i]);
+            }
+            len = out;
+        }
+    }
+
+    void recombine(std::size_t i) noexcept {
+        m_nodes[i] = policy::combine(m_nodes[2 * i], m_nodes[2 * i + 1]);
+    }
+
+    std::vector<policy::summary> m_nodes; ///< 1-based heap layout, 2·m_cap entries (empty until assign)
+    std::vector<std::uintptr_t> m_slots;  ///< list position -> dest address | queued_tag
+    std::vector<std::uint8_t> m_under_bit;
+    std::vector<std::size_t> m_queue; ///< n entries: the queued positions (refresh's work list)
+    std::vector<std::uint8_t> m_mark; ///< refresh's scratch: internal node already on the next level
+    std::size_t m_cap = 0;
+    std::size_t m_depth = 0; ///< log2(m_cap): how many ancestors a leaf has
+    std::size_t m_queued = 0;
+    std::size_t m_under = 0;
 };
 
-/// The service-wide half of lblc and lblcr: wlc over the service (`Least`) and busy(), kept current
-/// by the hooks. `Indexed`: busy() through an underload_tracker (O(1)); else the kernel's scan.
-/// The derived scheduler adds schedule() and a del_dest that also forgets its own references.
-template <class Least, bool Indexed>
+/// The service-wide half of lblc and lblcr: wlc over the service and busy(). `Indexed`: through a
+/// lazy_least_index kept by the hooks; else the kernel's scans, no state. The derived scheduler adds
+/// schedule() and a del_dest that also forgets its own references.
+template <bool Indexed>
 class locality_hooks {
 public:
-    void add_dest(sched::dest_list list, dest& d) {
-        m_least.add_dest(list, d);
-        if constexpr (Indexed) m_busy.rebuild(list);
+    void add_dest(sched::dest_list list, dest& /*d*/) {
+        if constexpr (Indexed) m_index.assign(list);
     }
-    void upd_dest(sched::dest_list list, dest& d) {
-        m_least.upd_dest(list, d);
-        if constexpr (Indexed) m_busy.update(d);
+    void upd_dest(sched::dest_list /*list*/, dest& d) noexcept {
+        if constexpr (Indexed) m_index.changed(d);
     }
-    void counts_changed(sched::dest_list list, dest& d) noexcept {
-        m_least.counts_changed(list, d);
-        if constexpr (Indexed) m_busy.update(d);
+    void counts_changed(sched::dest_list /*list*/, dest& d) noexcept {
+        if constexpr (Indexed) m_index.changed(d);
     }
 
 protected:
     /// The service part of del_dest.
-    void unlink(sched::dest_list list, dest& d) {
-        m_least.del_dest(list, d);
-        if constexpr (Indexed) m_busy.rebuild(list);
+    void unlink(sched::dest_list list, dest& /*d*/) {
+        if constexpr (Indexed) m_index.assign(list);
     }
-    [[nodiscard]] bool busy(sched::dest_list list, const dest& d) const noexcept {
+    /// wlc over the service (spec §2.4).
+    [[nodiscard]] dest* least(sched::dest_list list) noexcept {
         if constexpr (Indexed) {
-            return m_busy.busy(d);
+            return m_index.least(list);
+        } else {
+            return wlc_policy::scan(list);
+        }
+    }
+    [[nodiscard]] bool busy(sched::dest_list list, const dest& d) noexcept {
+        if constexpr (Indexed) {
+            return m_index.busy(list, d);
         } else {
             return busy_scan(list, d);
         }
     }
 
-    Least m_least;
-    struct no_tracker {};
-    [[no_unique_address]] std::conditional_t<Indexed, underload_tracker, no_tracker> m_busy;
+private:
+    struct scan_only {};
+    [[no_unique_address]] std::conditional_t<Indexed, lazy_least_index, scan_only> m_index;
 };
 
 /// The GC timer state and tick rule shared by the fast table and the reference (spec §2.11):
@@ -234,7 +343,7 @@ public:
 
     [[nodiscard]] entry* find(const inet_addr& a) noexcept {
         for (std::uint32_t i = m_heads[lblc_bucket(a)]; i != no_index; i = m_pool[i].next)
-            if (m_pool[i].addr == a) return &m_pool[i];
+            if (same_addr(m_pool[i].addr, a)) return &m_pool[i];
         return nullptr;
     }
 
@@ -385,7 +494,7 @@ public:
 
     [[nodiscard]] entry* find(const inet_addr& a) noexcept {
         for (auto& e : m_buckets[lblc_bucket(a)])
-            if (e.addr == a) return &e;
+            if (same_addr(e.addr, a)) return &e;
         return nullptr;
     }
     entry* insert(const inet_addr& a, time_ns now) {
@@ -452,9 +561,10 @@ private:
 
 namespace ipvs::sched {
 
-/// Locality-based least connection: O(1) on a cache hit, wlc's O(log n) index on a miss, no
-/// allocation in schedule(). Decisions identical to the kernel's (deviations: design block).
-class lblc : public ipvs::detail::locality_hooks<wlc, true> {
+/// Locality-based least connection: O(1) per cache hit and per counter change, a miss pays the
+/// pending refresh of wlc's index (amortised O(log n) per change); no allocation in schedule().
+/// Decisions identical to the kernel's (deviations: design block).
+class lblc : public ipvs::detail::locality_hooks<true> {
 public:
     lblc() : lblc(lblc_options{}) {}
     explicit lblc(const lblc_options& o) : m_table(o) {}
@@ -467,7 +577,7 @@ public:
             dest* d = en->data;
             if (d->available() && d->weight > 0 && !busy(list, *d)) return d;
         }
-        dest* d = m_least.schedule(list, in);
+        dest* d = least(list);
         if (d) remember(en, in, *d);
         return d;
     }
@@ -504,7 +614,7 @@ private:
 };
 
 /// lblc as the kernel writes it: list buckets, the busy() scan, wlc's scan, one GC tick at a time.
-class reference_lblc : public ipvs::detail::locality_hooks<reference_wlc, false> {
+class reference_lblc : public ipvs::detail::locality_hooks<false> {
 public:
     reference_lblc() : reference_lblc(lblc_options{}) {}
     explicit reference_lblc(const lblc_options& o) : m_table(o) {}
@@ -517,7 +627,7 @@ public:
             dest* d = en->data;
             if (d->available() && d->weight > 0 && !busy(list, *d)) return d;
         }
-        dest* d = m_least.schedule(list, in);
+        dest* d = least(list);
         if (!d) return nullptr;
         if (en && en->data == d) return d;
         if (en) m_table.erase(*en);

@@ -17,7 +17,8 @@
 // member with weight > 0) is removed; then the set_min result is returned unless it is NULL or
 // busy(), in which case wlc over the service picks and joins the set. On a miss wlc picks and a new
 // entry holds just that dest. Sets are scanned (they hold at most the service's dests, usually a
-// few); the service-wide parts — busy() and wlc — are O(1) and O(log n) as in lblc.
+// few); the service-wide parts — busy() and wlc — come from lblc's lazily refreshed index: O(1) per
+// counter change, the pending refresh (amortised O(log n) per change) when a pick needs them.
 //
 // Invariants: a set's `size` is the length of its member chain; members are distinct, listed dests;
 // `lastmod` is the time of the set's last insertion or removal.
@@ -126,7 +127,7 @@ namespace ipvs::sched {
 
 /// LBLC with replication: no allocation in schedule(), decisions identical to the kernel's
 /// (deviations: design block).
-class lblcr : public ipvs::detail::locality_hooks<wlc, true> {
+class lblcr : public ipvs::detail::locality_hooks<true> {
 public:
     lblcr() : lblcr(lblcr_options{}) {}
     explicit lblcr(const lblcr_options& o) : m_table(o), m_members(checked(o.member_capacity)) {
@@ -148,11 +149,11 @@ public:
                 }
             }
             if (d && !busy(list, *d)) return d; // d may be the member just removed, as in the kernel
-            d = m_least.schedule(list, in);
+            d = least(list);
             if (d) insert_member(set, *d, in.now);
             return d;
         }
-        dest* d = m_least.schedule(list, in);
+        dest* d = least(list);
         if (d) create(in, *d);
         return d;
     }
@@ -255,7 +256,7 @@ private:
 };
 
 /// lblcr as the kernel writes it: list buckets and std::list sets, busy() and wlc as scans.
-class reference_lblcr : public ipvs::detail::locality_hooks<reference_wlc, false> {
+class reference_lblcr : public ipvs::detail::locality_hooks<false> {
 public:
     reference_lblcr() : reference_lblcr(lblcr_options{}) {}
     explicit reference_lblcr(const lblcr_options& o) : m_table(o) {}
@@ -273,7 +274,7 @@ public:
                 }
             }
             if (d && !busy(list, *d)) return d;
-            d = m_least.schedule(list, in);
+            d = least(list);
             if (!d) return nullptr;
             if (std::find(set.members.begin(), set.members.end(), d) == set.members.end()) {
                 set.members.push_front(d);
@@ -281,7 +282,7 @@ public:
             }
             return d;
         }
-        dest* d = m_least.schedule(list, in);
+        dest* d = least(list);
         if (!d) return nullptr;
         auto* fresh = m_table.insert(in.daddr, in.now);
         fresh->data.members.push_front(d);
