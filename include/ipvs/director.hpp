@@ -65,6 +65,7 @@
 #include <span>
 #include <stdexcept>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -895,31 +896,28 @@ private:
         return v;
     }
 
-    /// The in-lookup key of a packet a probe accepted (IPv4: probe_v4_simple, IPv6: probe_v6_simple),
+    /// The in- or out-lookup key of a packet a probe accepted (IPv4: probe_v4_simple, IPv6: probe_v6_simple),
     /// straight from its bytes (TCP, UDP: ports first) — not from a packet_info whose fields were just
     /// stored piecewise. Written in place: a copy of a key just built byte-wise would stall on store
     /// forwarding.
-    template <std::size_t N>
-    static void lane_key(const std::byte* ip, std::uint8_t proto, in_tuple<N>& key) noexcept {
+    template <class Key>
+    static void lane_key(const std::byte* ip, std::uint8_t proto, Key& key) noexcept {
+        constexpr std::size_t N = std::tuple_size_v<decltype(key.caddr)>;
         constexpr std::size_t src = N == 4 ? ipv4_hdr::saddr : ipv6_hdr::saddr;
         constexpr std::size_t dst = N == 4 ? ipv4_hdr::daddr : ipv6_hdr::daddr;
         constexpr std::size_t l4 = N == 4 ? ipv4_hdr::min_len : ipv6_hdr::len;
-        std::memcpy(key.caddr.data(), ip + src, N);
-        std::memcpy(key.vaddr.data(), ip + dst, N);
-        key.cport = load_be16(ip + l4);
-        key.vport = load_be16(ip + l4 + 2);
-        key.protocol = proto;
-    }
-    /// The out-lookup key of a reply (source: the real server, destination: the client).
-    template <std::size_t N>
-    static void lane_key(const std::byte* ip, std::uint8_t proto, out_tuple<N>& key) noexcept {
-        constexpr std::size_t src = N == 4 ? ipv4_hdr::saddr : ipv6_hdr::saddr;
-        constexpr std::size_t dst = N == 4 ? ipv4_hdr::daddr : ipv6_hdr::daddr;
-        constexpr std::size_t l4 = N == 4 ? ipv4_hdr::min_len : ipv6_hdr::len;
-        std::memcpy(key.daddr.data(), ip + src, N);
-        std::memcpy(key.caddr.data(), ip + dst, N);
-        key.dport = load_be16(ip + l4);
-        key.cport = load_be16(ip + l4 + 2);
+        // In-lookup: the client is the source; out-lookup (a reply): the real server is.
+        constexpr bool in = std::is_same_v<Key, in_tuple<N>>;
+        std::memcpy(key.caddr.data(), ip + (in ? src : dst), N);
+        if constexpr (in) {
+            std::memcpy(key.vaddr.data(), ip + dst, N);
+            key.cport = load_be16(ip + l4);
+            key.vport = load_be16(ip + l4 + 2);
+        } else {
+            std::memcpy(key.daddr.data(), ip + src, N);
+            key.dport = load_be16(ip + l4);
+            key.cport = load_be16(ip + l4 + 2);
+        }
         key.protocol = proto;
     }
 
